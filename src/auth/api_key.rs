@@ -1,0 +1,68 @@
+//! API key format: `posta_` + 43 URL-safe characters (32 random bytes); stored as SHA-256.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::Result;
+
+/// Every key starts with this.
+pub const PREFIX: &str = "posta_";
+/// Characters kept for display.
+pub const DISPLAY_LEN: usize = 10;
+
+/// A freshly minted key: the full text (shown once) and its hash (stored).
+pub struct NewKey {
+    /// The full key.
+    pub key: String,
+    /// SHA-256 of the full key.
+    pub hash: [u8; 32],
+    /// Display prefix.
+    pub prefix: String,
+}
+
+/// Mint a key from 32 bytes of OS randomness.
+pub fn generate() -> Result<NewKey> {
+    let raw = crate::auth::crypto::random_bytes::<32>()?;
+    let key = format!(
+        "{PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    );
+    let prefix = key.chars().take(DISPLAY_LEN).collect();
+    Ok(NewKey {
+        hash: hash(&key),
+        prefix,
+        key,
+    })
+}
+
+/// SHA-256 of a presented key. The key has full entropy, so a fast hash is right here.
+#[must_use]
+pub fn hash(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// Whether a bearer credential is shaped like an API key.
+#[must_use]
+pub fn looks_like_key(token: &str) -> bool {
+    token.starts_with(PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format() {
+        let k = generate().unwrap();
+        assert!(k.key.starts_with("posta_"));
+        assert_eq!(k.key.len(), 6 + 43);
+        assert_eq!(k.prefix, k.key[..10]);
+        assert_eq!(hash(&k.key), k.hash);
+        assert!(
+            k.key[6..]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert_ne!(generate().unwrap().key, k.key);
+    }
+}

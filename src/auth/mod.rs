@@ -1,0 +1,10 @@
+//! Credential mechanisms as pure functions: password hashing, JWTs, TOTP, API keys, sealing.
+//!
+//! No store, no configuration globals, no logging of secrets. Callers run the slow ones
+//! (argon2) off the async runtime.
+
+pub mod api_key;
+pub mod crypto;
+pub mod jwt;
+pub mod password;
+pub mod totp;

@@ -1,0 +1,406 @@
+//! Command line: `serve` (default), `version`, `check-config`, `healthcheck`, and `admin`
+//! maintenance commands that work on the data directory while the server is stopped.
+
+use std::io::{BufRead, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::domain::{audit, mfa, user};
+use crate::model::Role;
+use crate::state::AppState;
+use crate::store::{self, Store};
+
+#[derive(Parser)]
+#[command(name = "posta", version = crate::VERSION, about = "Posta authentication appliance")]
+struct Cli {
+    /// Configuration file (default: /etc/posta/config.toml when it exists).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the server (the default).
+    Serve,
+    /// Print version and commit.
+    Version,
+    /// Print the effective configuration with secrets masked, and exit non-zero if invalid.
+    CheckConfig,
+    /// Exit 0 when the local server answers /api/v1/healthz.
+    Healthcheck,
+    /// Account maintenance on the data directory (server stopped).
+    #[command(subcommand)]
+    Admin(AdminCmd),
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Create a user.
+    CreateUser {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password (read from stdin with --password-stdin, else generated and printed).
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change a user's role.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// List users.
+    ListUsers,
+    /// Turn off a user's two-factor authentication (lost device).
+    Disable2fa {
+        #[arg(long)]
+        email: String,
+    },
+}
+
+/// Entry point of the binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Cmd::Version) = cli.cmd {
+        println!("posta {} (commit {})", crate::VERSION, crate::COMMIT);
+        return ExitCode::SUCCESS;
+    }
+    let (cfg, warnings) = match Config::load(cli.config.as_deref()) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("posta: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(Cmd::CheckConfig) = cli.cmd {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        print!("{}", cfg.masked_toml());
+        println!("# configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&cfg);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("posta: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.cmd {
+        None | Some(Cmd::Serve) => rt.block_on(serve(cfg)),
+        Some(Cmd::Healthcheck) => rt.block_on(healthcheck(&cfg)),
+        Some(Cmd::Admin(a)) => rt.block_on(admin(cfg, a)),
+        Some(Cmd::Version | Cmd::CheckConfig) => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("posta: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        b.json().flatten_event(true).init();
+    } else {
+        b.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+async fn serve(cfg: Config) -> Result<(), String> {
+    let addr = format!("{}:{}", cfg.host, cfg.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (host/port): {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let scheme = if cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(addr = %local, version = crate::VERSION, "posta listening on {scheme}://{local}");
+    println!("listening addr={local}");
+    let _ = std::io::stdout().flush();
+    let ready = crate::notify::ready_after_start();
+    crate::run(cfg, listener, async move {
+        ready.await;
+        shutdown_signal().await;
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => tracing::info!("SIGTERM received"),
+                    _ = i.recv() => tracing::info!("SIGINT received"),
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn healthcheck(cfg: &Config) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = match cfg.host.as_str() {
+        "0.0.0.0" => "127.0.0.1",
+        "::" => "::1",
+        h => h,
+    };
+    let addr = if host.contains(':') {
+        format!("[{host}]:{}", cfg.port)
+    } else {
+        format!("{host}:{}", cfg.port)
+    };
+    let req = format!("GET /api/v1/healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let fut = async {
+        let tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        if cfg.tls_cert.is_some() {
+            let mut s = crate::notify::local_tls(tcp).await?;
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = s.read_to_end(&mut buf).await;
+        } else {
+            let mut s = tcp;
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(buf)
+    };
+    let buf = tokio::time::timeout(std::time::Duration::from_secs(5), fut)
+        .await
+        .map_err(|_| format!("healthcheck: {addr} did not answer in 5 s"))??;
+    let head = String::from_utf8_lossy(&buf);
+    if head.starts_with("HTTP/1.1 200") {
+        println!("ok");
+        Ok(())
+    } else {
+        Err(format!(
+            "healthcheck: unexpected answer from {addr}: {}",
+            head.lines().next().unwrap_or("")
+        ))
+    }
+}
+
+fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        if pw.is_empty() {
+            let mut rest = String::new();
+            std::io::stdin()
+                .read_to_string(&mut rest)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok((pw, false))
+    } else {
+        Ok((user::generate_password().map_err(|e| e.to_string())?, true))
+    }
+}
+
+async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
+    let path = cfg.db_path();
+    let store = Store::open(&path).map_err(|e| e.to_string())?;
+    let state = AppState::new(cfg, store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+    let s = &state;
+    let find = |email: &str| -> Result<crate::model::User, String> {
+        let e = user::canonical_email(email).map_err(|e| e.to_string())?;
+        s.store
+            .read(|tx| store::user::by_email(tx, &e))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("no user with email {e}"))
+    };
+    let parse_role =
+        |r: &str| Role::parse(r).ok_or_else(|| format!("role must be user or admin, not {r:?}"));
+    match cmd {
+        AdminCmd::CreateUser {
+            email,
+            name,
+            role,
+            password_stdin,
+        } => {
+            let role = parse_role(&role)?;
+            let (pw, generated) = read_password(password_stdin)?;
+            let n = user::prepare(s, &name, &email, &pw, role)
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = s.now();
+            let u = user::new_record(n, now);
+            let st = s.clone();
+            let u2 = u.clone();
+            s.store
+                .write(move |tx| {
+                    store::user::insert(tx, &u2)?;
+                    let mut ev = audit::event("user.created", None, Some(u2.id), None);
+                    ev.detail = "cli".into();
+                    ev.email = Some(&u2.email);
+                    ev.record(&st, tx, now)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("created {} ({}) id={}", u.email, u.role.as_str(), u.id);
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        AdminCmd::ResetPassword {
+            email,
+            password_stdin,
+        } => {
+            let u = find(&email)?;
+            let (pw, generated) = read_password(password_stdin)?;
+            crate::auth::password::check_policy(&pw, s.cfg.password_min_length, &u.email, &u.name)
+                .map_err(|e| e.to_string())?;
+            let cost = s.cost();
+            let pw2 = pw.clone();
+            let hash = s
+                .hash_work(move || crate::auth::password::hash(&pw2, cost))
+                .await
+                .and_then(|r| r)
+                .map_err(|e| e.to_string())?;
+            let (st, id, now) = (s.clone(), u.id, s.now());
+            s.store
+                .write(move |tx| {
+                    let mut u =
+                        store::user::get(tx, id)?.ok_or(crate::error::Error::NotFound("user"))?;
+                    u.password_hash = Some(hash);
+                    u.updated_at = now;
+                    store::user::update(tx, &u)?;
+                    store::session::remove_all_of(tx, id, None)?;
+                    let mut ev = audit::event("password.changed", None, Some(id), None);
+                    ev.detail = "reset from cli".into();
+                    ev.record(&st, tx, now)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "password reset for {}; all its sessions were ended",
+                u.email
+            );
+            if generated {
+                println!("password: {pw}");
+            }
+        }
+        AdminCmd::SetRole { email, role } => {
+            let u = find(&email)?;
+            let role = parse_role(&role)?;
+            let (st, id, now) = (s.clone(), u.id, s.now());
+            s.store
+                .write(move |tx| {
+                    let mut u =
+                        store::user::get(tx, id)?.ok_or(crate::error::Error::NotFound("user"))?;
+                    if u.role == Role::Admin
+                        && role == Role::User
+                        && u.active
+                        && store::user::active_admins(tx)? <= 1
+                    {
+                        return Err(crate::error::Error::BadRequest(
+                            "the last active admin cannot be demoted".into(),
+                        ));
+                    }
+                    let old = u.role;
+                    u.role = role;
+                    u.updated_at = now;
+                    store::user::update(tx, &u)?;
+                    let mut ev = audit::event("user.role_changed", None, Some(id), None);
+                    ev.detail = format!("{} -> {} (cli)", old.as_str(), role.as_str());
+                    ev.record(&st, tx, now)
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{} is now {}", u.email, role.as_str());
+        }
+        AdminCmd::ListUsers => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "{:<36}  {:<6}  {:<6}  {:<3}  email",
+                "id", "role", "active", "2fa"
+            );
+            s.store
+                .read(|tx| {
+                    store::user::for_each(tx, |u| {
+                        let _ = writeln!(
+                            out,
+                            "{}  {:<6}  {:<6}  {:<3}  {}",
+                            u.id,
+                            u.role.as_str(),
+                            u.active,
+                            if u.totp.is_some() { "on" } else { "off" },
+                            u.email
+                        );
+                        true
+                    })
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        AdminCmd::Disable2fa { email } => {
+            let u = find(&email)?;
+            mfa::reset(s, None, u.id, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("two-factor authentication disabled for {}", u.email);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Administration: user management with last-admin safety, settings, the audit log.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::model::{Event, Role, Settings, User};
+use crate::state::AppState;
+use crate::store;
+
+use super::{Caller, ClientInfo, Page, audit, user};
+
+/// `POST /admin/users`.
+pub async fn create_user(
+    state: &AppState,
+    actor: &Caller,
+    name: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+    client: &ClientInfo,
+) -> Result<User> {
+    let n = user::prepare(state, name, email, password, role).await?;
+    let now = state.now();
+    let u = user::new_record(n, now);
+    let (st, cl, aid) = (state.clone(), client.clone(), actor.user.id);
+    state
+        .store
+        .write(move |tx| {
+            store::user::insert(tx, &u)?;
+            let mut ev = audit::event("user.created", Some(aid), Some(u.id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.detail = format!("role {}", u.role.as_str());
+            ev.record(&st, tx, now)?;
+            Ok(u)
+        })
+        .await
+}
+
+/// `GET /admin/users?search=`: case-insensitive match on name or email, newest first.
+pub fn list_users(
+    state: &AppState,
+    search: Option<&str>,
+    page: usize,
+    size: usize,
+) -> Result<Page<User>> {
+    let needle = search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    let mut all = Vec::new();
+    state.store.read(|tx| {
+        store::user::for_each(tx, |u| {
+            if needle.as_ref().is_none_or(|n| {
+                u.email.contains(n.as_str()) || u.name.to_lowercase().contains(n.as_str())
+            }) {
+                all.push(u);
+            }
+            true
+        })
+    })?;
+    all.sort_by_key(|u| std::cmp::Reverse((u.created_at, u.id)));
+    Ok(Page::of(all, page, size))
+}
+
+/// Changes an admin may make to a user.
+#[derive(Debug, Default)]
+pub struct UserPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New role.
+    pub role: Option<Role>,
+    /// Enable or disable.
+    pub active: Option<bool>,
+}
+
+/// `PUT /admin/users/{id}`.
+pub async fn update_user(
+    state: &AppState,
+    actor: &Caller,
+    id: Uuid,
+    patch: UserPatch,
+    client: &ClientInfo,
+) -> Result<User> {
+    let name = patch.name.as_deref().map(user::valid_name).transpose()?;
+    let aid = actor.user.id;
+    if aid == id && patch.active == Some(false) {
+        return Err(Error::BadRequest(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    let (st, cl, now) = (state.clone(), client.clone(), state.now());
+    state
+        .store
+        .write(move |tx| {
+            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            let was_active_admin = u.active && u.role == Role::Admin;
+            let mut changes = Vec::new();
+            if let Some(n) = name {
+                u.name = n;
+            }
+            if let Some(r) = patch.role.filter(|r| *r != u.role) {
+                changes.push((
+                    "user.role_changed",
+                    format!("{} -> {}", u.role.as_str(), r.as_str()),
+                ));
+                u.role = r;
+            }
+            if let Some(a) = patch.active.filter(|a| *a != u.active) {
+                changes.push(("user.active_changed", format!("active = {a}")));
+                u.active = a;
+            }
+            let still_active_admin = u.active && u.role == Role::Admin;
+            if was_active_admin && !still_active_admin && store::user::active_admins(tx)? <= 1 {
+                return Err(Error::BadRequest(
+                    "the last active admin can be neither demoted nor disabled".into(),
+                ));
+            }
+            u.updated_at = now;
+            store::user::update(tx, &u)?;
+            if !u.active {
+                // Disabling ends the sessions now; keys are refused while the user is inactive.
+                store::session::remove_all_of(tx, id, None)?;
+            }
+            for (kind, detail) in changes {
+                let mut ev = audit::event(kind, Some(aid), Some(id), Some(&cl));
+                ev.detail = detail;
+                ev.email = Some(&u.email);
+                ev.record(&st, tx, now)?;
+            }
+            Ok(u)
+        })
+        .await
+}
+
+/// `DELETE /admin/users/{id}`: the user with its sessions and keys, in one transaction.
+pub async fn delete_user(
+    state: &AppState,
+    actor: &Caller,
+    id: Uuid,
+    client: &ClientInfo,
+) -> Result<()> {
+    let aid = actor.user.id;
+    if aid == id {
+        return Err(Error::BadRequest(
+            "you cannot delete your own account".into(),
+        ));
+    }
+    let (st, cl, now) = (state.clone(), client.clone(), state.now());
+    state
+        .store
+        .write(move |tx| {
+            let u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            if u.active && u.role == Role::Admin && store::user::active_admins(tx)? <= 1 {
+                return Err(Error::BadRequest(
+                    "the last active admin cannot be deleted".into(),
+                ));
+            }
+            store::session::remove_all_of(tx, id, None)?;
+            for k in store::api_key::list_of(tx, id)? {
+                store::api_key::remove(tx, &k)?;
+            }
+            store::user::remove(tx, &u)?;
+            let mut ev = audit::event("user.deleted", Some(aid), Some(id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.record(&st, tx, now)
+        })
+        .await
+}
+
+/// `POST /admin/users/{id}/revoke-sessions`.
+pub async fn revoke_sessions(
+    state: &AppState,
+    actor: &Caller,
+    id: Uuid,
+    client: &ClientInfo,
+) -> Result<usize> {
+    let (st, cl, now, aid) = (state.clone(), client.clone(), state.now(), actor.user.id);
+    state
+        .store
+        .write(move |tx| {
+            store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            let n = store::session::remove_all_of(tx, id, None)?;
+            let mut ev = audit::event("sessions.revoked", Some(aid), Some(id), Some(&cl));
+            ev.detail = format!("{n} sessions");
+            ev.record(&st, tx, now)?;
+            Ok(n)
+        })
+        .await
+}
+
+/// One setting as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SettingView {
+    /// Name.
+    pub key: &'static str,
+    /// Value as text.
+    pub value: String,
+    /// `bool`, `int` or `string`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// The settings as a list.
+#[must_use]
+pub fn settings_view(s: &Settings) -> Vec<SettingView> {
+    vec![
+        SettingView {
+            key: "registration_enabled",
+            value: s.registration_enabled.to_string(),
+            kind: "bool",
+        },
+        SettingView {
+            key: "allowed_signup_domains",
+            value: s.allowed_signup_domains.join(","),
+            kind: "string",
+        },
+        SettingView {
+            key: "two_factor_required",
+            value: s.two_factor_required.to_string(),
+            kind: "bool",
+        },
+        SettingView {
+            key: "login_rate_limit_count",
+            value: s.login_rate_limit_count.to_string(),
+            kind: "int",
+        },
+        SettingView {
+            key: "login_rate_limit_window_minutes",
+            value: s.login_rate_limit_window_minutes.to_string(),
+            kind: "int",
+        },
+    ]
+}
+
+fn as_bool(key: &str, v: &Value) -> Result<bool> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s == "true" || s == "false" => Ok(s == "true"),
+        _ => Err(Error::BadRequest(format!("setting {key}: expected a bool"))),
+    }
+}
+
+fn as_int(key: &str, v: &Value, min: u32, max: u32) -> Result<u32> {
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| {
+            Error::BadRequest(format!("setting {key}: expected an integer {min}..={max}"))
+        })
+}
+
+/// Apply `(key, value, type?)` updates all-or-nothing and persist them.
+pub async fn put_settings(
+    state: &AppState,
+    actor: &Caller,
+    updates: Vec<(String, Value, Option<String>)>,
+    client: &ClientInfo,
+) -> Result<Settings> {
+    let mut s = state.settings();
+    for (key, v, ty) in &updates {
+        let expected = settings_view(&s)
+            .iter()
+            .find(|x| x.key == key.as_str())
+            .map(|x| x.kind)
+            .ok_or_else(|| Error::BadRequest(format!("unknown setting {key}")))?;
+        if let Some(t) = ty {
+            if t != expected {
+                return Err(Error::BadRequest(format!(
+                    "setting {key}: type must be {expected}"
+                )));
+            }
+        }
+        match key.as_str() {
+            "registration_enabled" => s.registration_enabled = as_bool(key, v)?,
+            "two_factor_required" => s.two_factor_required = as_bool(key, v)?,
+            "login_rate_limit_count" => s.login_rate_limit_count = as_int(key, v, 1, 1_000_000)?,
+            "login_rate_limit_window_minutes" => {
+                s.login_rate_limit_window_minutes = as_int(key, v, 1, 10_080)?;
+            }
+            "allowed_signup_domains" => {
+                let Value::String(text) = v else {
+                    return Err(Error::BadRequest(format!(
+                        "setting {key}: expected a string"
+                    )));
+                };
+                let mut domains = Vec::new();
+                for d in crate::config::split_list(text) {
+                    let d = idna::domain_to_ascii(d.trim_start_matches('@'))
+                        .ok()
+                        .filter(|d| !d.is_empty() && d.contains('.'))
+                        .ok_or_else(|| {
+                            Error::BadRequest(format!("setting {key}: {d:?} is not a domain"))
+                        })?;
+                    domains.push(d);
+                }
+                s.allowed_signup_domains = domains;
+            }
+            _ => return Err(Error::BadRequest(format!("unknown setting {key}"))),
+        }
+    }
+    let (st, cl, now, aid, saved) = (
+        state.clone(),
+        client.clone(),
+        state.now(),
+        actor.user.id,
+        s.clone(),
+    );
+    let keys: Vec<String> = updates.into_iter().map(|(k, _, _)| k).collect();
+    state
+        .store
+        .write(move |tx| {
+            store::meta::put_settings(tx, &saved)?;
+            let mut ev = audit::event("settings.changed", Some(aid), None, Some(&cl));
+            ev.detail = keys.join(",");
+            ev.record(&st, tx, now)
+        })
+        .await?;
+    state.set_settings(s.clone());
+    Ok(s)
+}
+
+/// `GET /admin/events`, newest first, filtered by kind prefix and user.
+pub fn events(
+    state: &AppState,
+    kind: Option<&str>,
+    user_id: Option<Uuid>,
+    page: usize,
+    size: usize,
+) -> Result<Page<Event>> {
+    let filter = |e: &Event| {
+        kind.is_none_or(|k| e.kind == k || e.kind.starts_with(&format!("{k}.")))
+            && user_id.is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
+    };
+    let (items, total) = state
+        .store
+        .read(|tx| store::audit::page(tx, filter, (page - 1) * size, size))?;
+    Ok(Page {
+        items,
+        page,
+        size,
+        total,
+    })
+}

@@ -1,0 +1,62 @@
+//! Building audit events. Callers append them inside their own transaction.
+
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::Event;
+use crate::state::AppState;
+use crate::store::{self, WriteTransaction};
+
+use super::ClientInfo;
+
+/// An event about to be recorded.
+pub struct Audit<'a> {
+    /// Event kind, such as `login.failure`.
+    pub kind: &'static str,
+    /// Acting user.
+    pub actor: Option<Uuid>,
+    /// Affected user.
+    pub subject: Option<Uuid>,
+    /// Email involved.
+    pub email: Option<&'a str>,
+    /// Client.
+    pub client: Option<&'a ClientInfo>,
+    /// Detail (never a secret).
+    pub detail: String,
+}
+
+impl Audit<'_> {
+    /// Append this event in `tx`.
+    pub fn record(self, state: &AppState, tx: &WriteTransaction, now: i64) -> Result<()> {
+        let e = Event {
+            id: 0,
+            at: now,
+            kind: self.kind.to_owned(),
+            actor: self.actor,
+            subject: self.subject,
+            email: self.email.map(str::to_owned),
+            ip: self.client.map(|c| c.ip.to_string()),
+            detail: self.detail,
+        };
+        tracing::info!(event = self.kind, actor = ?self.actor, subject = ?self.subject, "audit");
+        store::audit::append(tx, e, state.cfg.audit_max_events)
+    }
+}
+
+/// Shorthand constructor.
+#[must_use]
+pub fn event<'a>(
+    kind: &'static str,
+    actor: Option<Uuid>,
+    subject: Option<Uuid>,
+    client: Option<&'a ClientInfo>,
+) -> Audit<'a> {
+    Audit {
+        kind,
+        actor,
+        subject,
+        email: None,
+        client,
+        detail: String::new(),
+    }
+}

@@ -1,0 +1,101 @@
+//! Use cases: each takes plain inputs plus the state, applies the rules, and runs one store
+//! transaction. Nothing here knows HTTP.
+
+pub mod admin;
+pub mod api_key;
+pub mod audit;
+pub mod mfa;
+pub mod session;
+pub mod throttle;
+pub mod user;
+
+use std::net::IpAddr;
+
+use uuid::Uuid;
+
+use crate::model::{Role, User};
+
+/// Facts about the client that use cases record or check.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// Client address (after trusted-proxy resolution).
+    pub ip: IpAddr,
+    /// User agent, truncated.
+    pub user_agent: String,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum AuthKind {
+    /// A dashboard session (JWT).
+    Session {
+        /// The session id (`jti`).
+        id: Uuid,
+        /// The platform requires 2FA and this user has not enrolled.
+        setup_required: bool,
+    },
+    /// An API key.
+    ApiKey {
+        /// Key id.
+        id: Uuid,
+        /// Granted scopes.
+        scopes: Vec<String>,
+    },
+}
+
+/// An authenticated caller, with the stored (authoritative) user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user as stored now.
+    pub user: User,
+    /// The credential used.
+    pub kind: AuthKind,
+}
+
+impl Caller {
+    /// True for an admin.
+    #[must_use]
+    pub fn is_admin(&self) -> bool {
+        self.user.role == Role::Admin
+    }
+    /// The session id, when authenticated by session.
+    #[must_use]
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self.kind {
+            AuthKind::Session { id, .. } => Some(id),
+            AuthKind::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub struct Page<T> {
+    /// Items of this page.
+    pub items: Vec<T>,
+    /// 1-based page number.
+    pub page: usize,
+    /// Page size.
+    pub size: usize,
+    /// Total matching items.
+    pub total: usize,
+}
+
+impl<T> Page<T> {
+    /// Slice `all` into the requested page.
+    #[must_use]
+    pub fn of(all: Vec<T>, page: usize, size: usize) -> Self {
+        let total = all.len();
+        let items = all
+            .into_iter()
+            .skip((page - 1).saturating_mul(size))
+            .take(size)
+            .collect();
+        Self {
+            items,
+            page,
+            size,
+            total,
+        }
+    }
+}

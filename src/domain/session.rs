@@ -1,0 +1,387 @@
+//! Sign-in, registration, session tokens and request authentication.
+
+use uuid::Uuid;
+
+use crate::auth::jwt::{AUDIENCE, Claims};
+use crate::auth::{api_key as keyfmt, password};
+use crate::error::{Error, Result};
+use crate::model::{Role, Session, User};
+use crate::state::AppState;
+use crate::store::{self, WriteTransaction};
+
+use super::throttle::Limits;
+use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
+
+/// A successful sign-in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The session JWT.
+    pub token: String,
+    /// The user as stored after sign-in.
+    pub user: User,
+    /// Session expiry.
+    pub expires_at: i64,
+    /// The platform requires 2FA and the user must enrol before doing anything else.
+    pub two_factor_setup_required: bool,
+}
+
+fn limits(state: &AppState) -> Option<Limits> {
+    if !state.cfg.auth_rate_limit_enabled {
+        return None;
+    }
+    let s = state.settings();
+    Some(Limits {
+        count: s.login_rate_limit_count.max(1),
+        window: i64::from(s.login_rate_limit_window_minutes.max(1)) * 60,
+    })
+}
+
+/// Create a session and its token inside `tx`.
+pub fn open_session(
+    state: &AppState,
+    tx: &WriteTransaction,
+    u: &User,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<(String, i64)> {
+    let ttl = i64::from(state.cfg.session_ttl_hours) * 3600;
+    let s = Session {
+        id: Uuid::new_v4(),
+        user_id: u.id,
+        ip: client.ip.to_string(),
+        user_agent: client.user_agent.clone(),
+        created_at: now,
+        expires_at: now + ttl,
+    };
+    store::session::insert(tx, &s)?;
+    let claims = Claims {
+        sub: u.id.to_string(),
+        email: u.email.clone(),
+        role: u.role.as_str().to_owned(),
+        aud: AUDIENCE.to_owned(),
+        iss: state.jwt.issuer().to_owned(),
+        iat: now,
+        exp: s.expires_at,
+        jti: s.id.to_string(),
+    };
+    Ok((state.jwt.sign(&claims)?, s.expires_at))
+}
+
+/// `POST /auth/login`.
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    pw: &str,
+    code: Option<&str>,
+    client: &ClientInfo,
+) -> Result<SignedIn> {
+    let now = state.now();
+    // Malformed emails still go through the same path and cost, keyed on the raw text.
+    let account = user::canonical_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+    let lim = limits(state);
+    if let Some(l) = lim {
+        state
+            .limiter
+            .check_login(&account, client.ip, l, now)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    }
+    if pw.len() > password::MAX_PASSWORD_BYTES {
+        return Err(Error::InvalidCredentials);
+    }
+    let found = state.store.read(|tx| store::user::by_email(tx, &account))?;
+    // SECURITY: unknown emails and password-less accounts verify against a dummy hash, so
+    // every failure costs one argon2 verification and returns the same body.
+    let hash = found
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| state.dummy_hash.clone());
+    let (pw_owned, cost) = (pw.to_owned(), state.cost());
+    let (ok, rehash) = state
+        .hash_work(move || {
+            let ok = password::verify(&hash, &pw_owned);
+            let rehash = (ok && password::needs_rehash(&hash, cost))
+                .then(|| password::hash(&pw_owned, cost).ok())
+                .flatten();
+            (ok, rehash)
+        })
+        .await?;
+    let u = match found {
+        Some(u) if ok && u.password_hash.is_some() => u,
+        other => {
+            let reason = if other.is_some() {
+                "wrong password"
+            } else {
+                "unknown email"
+            };
+            return Err(fail(
+                state,
+                lim,
+                &account,
+                other.map(|u| u.id),
+                reason,
+                client,
+                now,
+            )
+            .await);
+        }
+    };
+    if !u.active {
+        record(
+            state,
+            "login.failure",
+            Some(u.id),
+            &account,
+            "account disabled",
+            client,
+            now,
+        )
+        .await?;
+        return Err(Error::Forbidden("account disabled".into()));
+    }
+    if u.totp.is_some() && code.is_none_or(|c| c.trim().is_empty()) {
+        return Err(Error::TwoFactorRequired);
+    }
+    let setup_required = state.settings().two_factor_required && u.totp.is_none();
+    let (st, cl, code) = (state.clone(), client.clone(), code.map(str::to_owned));
+    let id = u.id;
+    let res = state
+        .store
+        .write(move |tx| {
+            let mut u = store::user::get(tx, id)?.ok_or(Error::InvalidCredentials)?;
+            if let Some(code) = &code {
+                if u.totp.is_some() && !mfa::consume_code(&st, &mut u, code, now)? {
+                    return Ok(Err(()));
+                }
+            }
+            if let Some(h) = rehash {
+                u.password_hash = Some(h);
+            }
+            u.last_login_at = Some(now);
+            store::user::update(tx, &u)?;
+            let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
+            let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.detail = "password".into();
+            ev.record(&st, tx, now)?;
+            Ok(Ok(SignedIn {
+                token,
+                user: u,
+                expires_at,
+                two_factor_setup_required: setup_required,
+            }))
+        })
+        .await?;
+    match res {
+        Ok(s) => {
+            state.limiter.login_succeeded(&account, client.ip);
+            Ok(s)
+        }
+        Err(()) => {
+            let e = fail(
+                state,
+                lim,
+                &account,
+                Some(id),
+                "invalid two-factor code",
+                client,
+                now,
+            )
+            .await;
+            Err(if matches!(e, Error::InvalidCredentials) {
+                Error::InvalidTwoFactorCode
+            } else {
+                e
+            })
+        }
+    }
+}
+
+async fn fail(
+    state: &AppState,
+    lim: Option<Limits>,
+    account: &str,
+    subject: Option<Uuid>,
+    reason: &str,
+    client: &ClientInfo,
+    now: i64,
+) -> Error {
+    if let Some(l) = lim {
+        state.limiter.login_failed(account, client.ip, l, now);
+    }
+    match record(
+        state,
+        "login.failure",
+        subject,
+        account,
+        reason,
+        client,
+        now,
+    )
+    .await
+    {
+        Ok(()) => Error::InvalidCredentials,
+        Err(e) => e,
+    }
+}
+
+async fn record(
+    state: &AppState,
+    kind: &'static str,
+    subject: Option<Uuid>,
+    email: &str,
+    reason: &str,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<()> {
+    let (st, cl, email, reason) = (
+        state.clone(),
+        client.clone(),
+        email.to_owned(),
+        reason.to_owned(),
+    );
+    state
+        .store
+        .write(move |tx| {
+            let mut ev = audit::event(kind, subject, subject, Some(&cl));
+            ev.email = Some(&email);
+            ev.detail = reason;
+            ev.record(&st, tx, now)
+        })
+        .await
+}
+
+/// `POST /auth/register`.
+pub async fn register(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    pw: &str,
+    client: &ClientInfo,
+) -> Result<SignedIn> {
+    if !state.registration_enabled() {
+        return Err(Error::Forbidden("registration is disabled".into()));
+    }
+    let now = state.now();
+    if let Some(l) = limits(state) {
+        state
+            .limiter
+            .register_attempt(client.ip, l, now)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    }
+    let canonical = user::canonical_email(email)?;
+    let allowed = state.settings().allowed_signup_domains;
+    let domain = canonical
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    if !allowed.is_empty() && !allowed.iter().any(|d| d == domain) {
+        return Err(Error::Forbidden(
+            "registration is not open to this email domain".into(),
+        ));
+    }
+    let n = user::prepare(state, name, &canonical, pw, Role::User).await?;
+    let u = user::new_record(n, now);
+    let setup_required = state.settings().two_factor_required;
+    let (st, cl) = (state.clone(), client.clone());
+    state
+        .store
+        .write(move |tx| {
+            store::user::insert(tx, &u)?;
+            let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
+            let mut ev = audit::event("user.registered", Some(u.id), Some(u.id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.record(&st, tx, now)?;
+            Ok(SignedIn {
+                token,
+                user: u,
+                expires_at,
+                two_factor_setup_required: setup_required,
+            })
+        })
+        .await
+}
+
+/// Authenticate a bearer credential (JWT or API key). Read-only: no write per request.
+pub fn authenticate(state: &AppState, bearer: &str, client: &ClientInfo) -> Result<Caller> {
+    let now = state.now();
+    if keyfmt::looks_like_key(bearer) {
+        return super::api_key::authenticate(state, bearer, client, now);
+    }
+    let claims = state.jwt.verify(bearer, now)?;
+    let sid = Uuid::parse_str(&claims.jti).map_err(|_| Error::Unauthorized)?;
+    let uid = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
+    let user = state.store.read(|tx| {
+        match store::session::get(tx, sid)? {
+            Some(s) if s.user_id == uid && s.expires_at > now => {}
+            _ => return Ok(None),
+        }
+        store::user::get(tx, uid)
+    })?;
+    let user = user.filter(|u| u.active).ok_or(Error::Unauthorized)?;
+    let setup_required = user.totp.is_none() && state.settings().two_factor_required;
+    Ok(Caller {
+        user,
+        kind: AuthKind::Session {
+            id: sid,
+            setup_required,
+        },
+    })
+}
+
+/// Sessions of the caller, newest first.
+pub fn list(state: &AppState, caller: &Caller) -> Result<Vec<Session>> {
+    let now = state.now();
+    let mut v = state
+        .store
+        .read(|tx| store::session::list_of(tx, caller.user.id))?;
+    v.retain(|s| s.expires_at > now);
+    v.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(v)
+}
+
+/// Revoke one of the caller's sessions.
+pub async fn revoke(state: &AppState, caller: &Caller, id: Uuid) -> Result<()> {
+    let uid = caller.user.id;
+    let removed = state
+        .store
+        .write(move |tx| match store::session::get(tx, id)? {
+            Some(s) if s.user_id == uid => store::session::remove(tx, uid, id),
+            _ => Ok(false),
+        })
+        .await?;
+    if removed {
+        Ok(())
+    } else {
+        Err(Error::NotFound("session"))
+    }
+}
+
+/// Revoke all the caller's sessions but the current one.
+pub async fn revoke_others(state: &AppState, caller: &Caller) -> Result<usize> {
+    let (uid, keep) = (caller.user.id, caller.session_id());
+    state
+        .store
+        .write(move |tx| store::session::remove_all_of(tx, uid, keep))
+        .await
+}
+
+/// Revoke the current session.
+pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
+    let sid = caller
+        .session_id()
+        .ok_or(Error::Forbidden("not a session".into()))?;
+    let uid = caller.user.id;
+    state
+        .store
+        .write(move |tx| store::session::remove(tx, uid, sid).map(|_| ()))
+        .await
+}
+
+/// Delete expired sessions (background task).
+pub async fn prune(state: &AppState) -> Result<usize> {
+    let now = state.now();
+    state
+        .store
+        .write(move |tx| store::session::prune_expired(tx, now))
+        .await
+}

@@ -1,0 +1,277 @@
+//! Accounts: email canonicalisation, creation, profile, password change, the first admin.
+
+use uuid::Uuid;
+
+use crate::auth::password;
+use crate::error::{Error, Result};
+use crate::model::{Role, User};
+use crate::state::AppState;
+use crate::store;
+
+use super::{Caller, ClientInfo, audit};
+
+/// Canonical form of an email: trimmed, no control characters, lower-case local part,
+/// IDNA (punycode, lower-case) domain. Equal accounts compare equal on this form.
+pub fn canonical_email(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    let bad = |r: &str| Err(Error::invalid("email", r.to_owned()));
+    if s.is_empty() {
+        return bad("is required");
+    }
+    if s.len() > 254 {
+        return bad("is too long");
+    }
+    if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("must not contain spaces or control characters");
+    }
+    let Some((local, domain)) = s.rsplit_once('@') else {
+        return bad("is not a valid email address");
+    };
+    if local.is_empty() || local.len() > 64 || local.contains('@') || domain.is_empty() {
+        return bad("is not a valid email address");
+    }
+    let Ok(domain) = idna::domain_to_ascii(domain) else {
+        return bad("has an invalid domain");
+    };
+    if domain.is_empty()
+        || domain.starts_with('.')
+        || domain.ends_with('.')
+        || domain.contains("..")
+        || !domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    {
+        return bad("has an invalid domain");
+    }
+    Ok(format!("{}@{domain}", local.to_lowercase()))
+}
+
+/// A display name: trimmed, 1–100 characters, no control characters.
+pub fn valid_name(raw: &str) -> Result<String> {
+    let n = raw.trim();
+    if n.is_empty() {
+        return Err(Error::invalid("name", "is required"));
+    }
+    if n.chars().count() > 100 {
+        return Err(Error::invalid("name", "must be at most 100 characters"));
+    }
+    if n.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+/// Validated input for a new password account.
+pub struct NewUser {
+    /// Display name.
+    pub name: String,
+    /// Canonical email.
+    pub email: String,
+    /// argon2id hash.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Validate name, email and password policy and hash the password (off the runtime).
+pub async fn prepare(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    password: &str,
+    role: Role,
+) -> Result<NewUser> {
+    let name = valid_name(name)?;
+    let email = canonical_email(email)?;
+    password::check_policy(password, state.cfg.password_min_length, &email, &name)?;
+    let cost = state.cost();
+    let pw = password.to_owned();
+    let password_hash = state.hash_work(move || password::hash(&pw, cost)).await??;
+    Ok(NewUser {
+        name,
+        email,
+        password_hash,
+        role,
+    })
+}
+
+/// A fresh user record.
+#[must_use]
+pub fn new_record(n: NewUser, now: i64) -> User {
+    User {
+        id: Uuid::new_v4(),
+        name: n.name,
+        email: n.email,
+        password_hash: Some(n.password_hash),
+        role: n.role,
+        active: true,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        totp: None,
+        pending_totp: None,
+    }
+}
+
+/// Update the caller's own name.
+pub async fn update_profile(state: &AppState, caller: &Caller, name: &str) -> Result<User> {
+    let name = valid_name(name)?;
+    let id = caller.user.id;
+    let now = state.now();
+    state
+        .store
+        .write(move |tx| {
+            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            u.name = name;
+            u.updated_at = now;
+            store::user::update(tx, &u)?;
+            Ok(u)
+        })
+        .await
+}
+
+/// Change the caller's password and end its other sessions.
+pub async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    current: &str,
+    new: &str,
+    client: &ClientInfo,
+) -> Result<usize> {
+    if current.len() > password::MAX_PASSWORD_BYTES {
+        return Err(Error::invalid("current_password", "is incorrect"));
+    }
+    let u = &caller.user;
+    password::check_policy(new, state.cfg.password_min_length, &u.email, &u.name)?;
+    let stored = u.password_hash.clone();
+    let (cur, next, cost) = (current.to_owned(), new.to_owned(), state.cost());
+    // An SSO-only account has no current password; it may set one only through the admin.
+    let ok_and_hash = state
+        .hash_work(move || {
+            let ok = stored.as_deref().is_some_and(|h| password::verify(h, &cur));
+            if ok {
+                password::hash(&next, cost).map(Some)
+            } else {
+                Ok(None)
+            }
+        })
+        .await??;
+    let Some(hash) = ok_and_hash else {
+        return Err(Error::invalid("current_password", "is incorrect"));
+    };
+    let (id, keep, now, st, client) = (
+        u.id,
+        caller.session_id(),
+        state.now(),
+        state.clone(),
+        client.clone(),
+    );
+    state
+        .store
+        .write(move |tx| {
+            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            u.password_hash = Some(hash);
+            u.updated_at = now;
+            store::user::update(tx, &u)?;
+            let n = store::session::remove_all_of(tx, id, keep)?;
+            audit::event("password.changed", Some(id), Some(id), Some(&client))
+                .record(&st, tx, now)?;
+            Ok(n)
+        })
+        .await
+}
+
+/// Create the first admin when the store has none. Returns the generated password, if one
+/// had to be made up, so the caller can show it once.
+pub async fn ensure_first_admin(state: &AppState) -> Result<Option<String>> {
+    let has_admin = state.store.read(|tx| {
+        let mut found = false;
+        store::user::for_each(tx, |u| {
+            found = u.role == Role::Admin;
+            !found
+        })?;
+        Ok(found)
+    })?;
+    if has_admin {
+        return Ok(None);
+    }
+    let (password, generated) = match &state.cfg.admin_password {
+        Some(p) => (p.expose().to_owned(), false),
+        None => (generate_password()?, true),
+    };
+    let n = prepare(
+        state,
+        "Admin",
+        &state.cfg.admin_email,
+        &password,
+        Role::Admin,
+    )
+    .await
+    .map_err(|e| Error::Internal(format!("admin_email/admin_password: {e}")))?;
+    let now = state.now();
+    let u = new_record(n, now);
+    let st = state.clone();
+    state
+        .store
+        .write(move |tx| {
+            store::user::insert(tx, &u)?;
+            let mut ev = audit::event("user.created", None, Some(u.id), None);
+            ev.email = Some(&u.email);
+            ev.detail = "first admin".into();
+            ev.record(&st, tx, now)
+        })
+        .await?;
+    Ok(generated.then_some(password))
+}
+
+/// A strong random password (20 characters from a 56-symbol unambiguous alphabet, ~116 bits).
+pub fn generate_password() -> Result<String> {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let bytes = crate::auth::crypto::random_bytes::<64>()?;
+    // Rejection sampling keeps the distribution uniform.
+    let limit = 256 - (256 % ALPHABET.len());
+    let mut out: String = bytes
+        .iter()
+        .filter(|b| usize::from(**b) < limit)
+        .filter_map(|b| ALPHABET.get(usize::from(*b) % ALPHABET.len()))
+        .take(20)
+        .map(|b| char::from(*b))
+        .collect();
+    while out.len() < 20 {
+        out.push_str(&generate_password()?);
+        out.truncate(20);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            canonical_email("  Ada@Example.COM ").unwrap(),
+            "ada@example.com"
+        );
+        assert_eq!(
+            canonical_email("a@bücher.de").unwrap(),
+            "a@xn--bcher-kva.de"
+        );
+        assert!(canonical_email("a\0b@x.y").is_err());
+        assert!(canonical_email("no-at-sign").is_err());
+        assert!(canonical_email("@x.y").is_err());
+        assert!(canonical_email("a@").is_err());
+        assert!(canonical_email("a b@x.y").is_err());
+    }
+
+    #[test]
+    fn passwords_are_strong() {
+        let p = generate_password().unwrap();
+        assert_eq!(p.len(), 20);
+        assert_ne!(p, generate_password().unwrap());
+    }
+}

@@ -1,0 +1,152 @@
+//! `/users/me/*`: profile, password, 2FA, sessions and API keys of the signed-in user.
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::api_key::{self, NewKeyInput};
+use crate::domain::{Caller, mfa, session, user};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+use super::request::Req;
+use super::response::{self, Resp};
+use super::router::Route;
+use super::view::{ApiKeyView, ProfileView, SessionView};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateMe {
+    name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Code {
+    code: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateApiKey {
+    name: String,
+    #[serde(default)]
+    allowed_ips: Option<Vec<String>>,
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
+}
+
+fn message(m: &str) -> Resp {
+    response::ok(StatusCode::OK, &json!({"message": m}))
+}
+
+/// Dispatch an account route for a signed-in caller.
+pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
+    let client = req.client.clone();
+    match route {
+        Route::Me => Ok(response::ok(StatusCode::OK, &ProfileView::from(&c.user))),
+        Route::UpdateMe => {
+            let b: UpdateMe = req.json().await?;
+            let u = user::update_profile(state, c, &b.name).await?;
+            Ok(response::ok(StatusCode::OK, &ProfileView::from(&u)))
+        }
+        Route::ChangePassword => {
+            let b: ChangePassword = req.json().await?;
+            let n = user::change_password(state, c, &b.current_password, &b.new_password, &client)
+                .await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "password changed", "revoked_sessions": n}),
+            ))
+        }
+        Route::MfaSetup => {
+            let e = mfa::setup(state, c).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"secret": e.secret, "url": e.url, "qr_code": e.qr_code}),
+            ))
+        }
+        Route::MfaVerify => {
+            let b: Code = req.json().await?;
+            let codes = mfa::verify(state, c, &b.code, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"recovery_codes": codes}),
+            ))
+        }
+        Route::MfaDisable => {
+            let b: Code = req.json().await?;
+            mfa::disable(state, c, &b.code, &client).await?;
+            Ok(message("two-factor authentication disabled"))
+        }
+        Route::ListSessions => {
+            let v: Vec<SessionView> = session::list(state, c)?
+                .iter()
+                .map(|s| SessionView::new(s, c))
+                .collect();
+            Ok(response::ok(StatusCode::OK, &v))
+        }
+        Route::RevokeSession(id) => {
+            session::revoke(state, c, id).await?;
+            Ok(message("session revoked"))
+        }
+        Route::RevokeOtherSessions => {
+            let n = session::revoke_others(state, c).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "other sessions revoked", "revoked": n}),
+            ))
+        }
+        Route::Logout => {
+            session::logout(state, c).await?;
+            Ok(message("signed out"))
+        }
+        Route::CreateApiKey => {
+            let b: CreateApiKey = req.json().await?;
+            let input = NewKeyInput {
+                name: b.name,
+                allowed_ips: b.allowed_ips.unwrap_or_default(),
+                expires_in_days: b.expires_in_days,
+                scopes: b.scopes,
+            };
+            let m = api_key::create(state, c, input, &client).await?;
+            let k = &m.record;
+            Ok(response::ok(
+                StatusCode::CREATED,
+                &json!({
+                    "key": m.key,
+                    "id": k.id,
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "scopes": k.scopes,
+                    "allowed_ips": k.allowed_ips,
+                    "expires_at": k.expires_at.map(crate::clock::rfc3339),
+                    "message": "store this key now: it will not be shown again",
+                }),
+            ))
+        }
+        Route::ListApiKeys => {
+            let (page, size) = req.paging()?;
+            let p = api_key::list_own(state, c, page, size)?;
+            Ok(response::paged(&p, |x| ApiKeyView::from(x)))
+        }
+        Route::RevokeApiKey(id) => {
+            let k = api_key::revoke(state, c, id, &client).await?;
+            Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))
+        }
+        Route::DeleteApiKey(id) => {
+            api_key::delete(state, c, id, false, &client).await?;
+            Ok(message("api key deleted"))
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}

@@ -1,0 +1,146 @@
+//! `/admin/*`: user management, all API keys, settings and the audit log.
+
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::domain::{Caller, admin, api_key, mfa};
+use crate::error::{Error, Result};
+use crate::model::Role;
+use crate::state::AppState;
+
+use super::request::Req;
+use super::response::{self, Resp};
+use super::router::Route;
+use super::view::{ApiKeyView, EventView, UserView};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateUser {
+    name: String,
+    email: String,
+    password: String,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingIn {
+    key: String,
+    value: Value,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutSettings {
+    settings: Vec<SettingIn>,
+}
+
+fn role(s: Option<&str>) -> Result<Option<Role>> {
+    s.map(|r| Role::parse(r).ok_or_else(|| Error::invalid("role", "must be \"user\" or \"admin\"")))
+        .transpose()
+}
+
+/// Dispatch an admin route (the caller is an admin with a session).
+pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
+    let client = req.client.clone();
+    match route {
+        Route::AdminCreateUser => {
+            let b: CreateUser = req.json().await?;
+            let r = role(b.role.as_deref())?.unwrap_or(Role::User);
+            let u =
+                admin::create_user(state, c, &b.name, &b.email, &b.password, r, &client).await?;
+            Ok(response::ok(StatusCode::CREATED, &UserView::from(&u)))
+        }
+        Route::AdminListUsers => {
+            let (page, size) = req.paging()?;
+            let p = admin::list_users(state, req.query("search").as_deref(), page, size)?;
+            Ok(response::paged(&p, |x| UserView::from(x)))
+        }
+        Route::AdminUpdateUser(id) => {
+            let b: UpdateUser = req.json().await?;
+            let patch = admin::UserPatch {
+                name: b.name,
+                role: role(b.role.as_deref())?,
+                active: b.active,
+            };
+            let u = admin::update_user(state, c, id, patch, &client).await?;
+            Ok(response::ok(StatusCode::OK, &UserView::from(&u)))
+        }
+        Route::AdminDeleteUser(id) => {
+            admin::delete_user(state, c, id, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "user deleted"}),
+            ))
+        }
+        Route::AdminReset2fa(id) => {
+            mfa::reset(state, Some(c.user.id), id, Some(&client)).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "two-factor authentication disabled"}),
+            ))
+        }
+        Route::AdminRevokeSessions(id) => {
+            let n = admin::revoke_sessions(state, c, id, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "sessions revoked", "revoked": n}),
+            ))
+        }
+        Route::AdminListApiKeys => {
+            let (page, size) = req.paging()?;
+            let p = api_key::list_all(state, page, size)?;
+            Ok(response::paged(&p, |x| ApiKeyView::from(x)))
+        }
+        Route::AdminDeleteApiKey(id) => {
+            api_key::delete(state, c, id, true, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "api key deleted"}),
+            ))
+        }
+        Route::AdminGetSettings => Ok(response::ok(
+            StatusCode::OK,
+            &admin::settings_view(&state.settings()),
+        )),
+        Route::AdminPutSettings => {
+            let b: PutSettings = req.json().await?;
+            let updates = b
+                .settings
+                .into_iter()
+                .map(|s| (s.key, s.value, s.kind))
+                .collect();
+            let s = admin::put_settings(state, c, updates, &client).await?;
+            Ok(response::ok(StatusCode::OK, &admin::settings_view(&s)))
+        }
+        Route::AdminEvents => {
+            let (page, size) = req.paging()?;
+            let user_id = match req.query("user_id") {
+                Some(u) if !u.is_empty() => Some(
+                    uuid::Uuid::parse_str(&u)
+                        .map_err(|_| Error::BadRequest("query user_id must be a UUID".into()))?,
+                ),
+                _ => None,
+            };
+            let kind = req.query("type").filter(|t| !t.is_empty());
+            let p = admin::events(state, kind.as_deref(), user_id, page, size)?;
+            Ok(response::paged(&p, |x| EventView::from(x)))
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}

@@ -1,0 +1,136 @@
+//! Public endpoints (health, info, login, register) and forward-auth verification.
+
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::domain::session::{self, SignedIn};
+use crate::domain::{AuthKind, Caller};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+use super::request::Req;
+use super::response::{self, Resp};
+use super::router::Route;
+use super::view::UserView;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    two_factor_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    name: String,
+    email: String,
+    password: String,
+}
+
+fn signed_in(status: StatusCode, s: &SignedIn) -> Resp {
+    let mut data = json!({
+        "token": s.token,
+        "user": UserView::from(&s.user),
+        "expires_at": crate::clock::rfc3339(s.expires_at),
+    });
+    if s.two_factor_setup_required {
+        data["two_factor_setup_required"] = json!(true);
+    }
+    response::ok(status, &data)
+}
+
+/// Routes that need no caller.
+pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+    match route {
+        Route::Healthz => Ok(response::ok(
+            StatusCode::OK,
+            &json!({"status": "ok", "timestamp": crate::clock::rfc3339(state.now())}),
+        )),
+        Route::Readyz => match state.store.check() {
+            Ok(()) => Ok(response::ok(
+                StatusCode::OK,
+                &json!({"status": "ok", "checks": {"database": "ok"}}),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "readiness check failed");
+                let mut r = response::error(&Error::Unavailable);
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                Ok(r)
+            }
+        },
+        Route::Info => Ok(info()),
+        Route::RegistrationStatus => Ok(response::ok(
+            StatusCode::OK,
+            &json!({"registration_enabled": state.registration_enabled()}),
+        )),
+        Route::Login => {
+            let b: LoginRequest = req.json().await?;
+            let s = session::login(
+                state,
+                &b.email,
+                &b.password,
+                b.two_factor_code.as_deref(),
+                &req.client,
+            )
+            .await?;
+            Ok(signed_in(StatusCode::OK, &s))
+        }
+        Route::Register => {
+            let b: RegisterRequest = req.json().await?;
+            let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
+            Ok(signed_in(StatusCode::CREATED, &s))
+        }
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+fn info() -> Resp {
+    response::ok(
+        StatusCode::OK,
+        &json!({"name": "posta", "version": crate::VERSION, "commit": crate::COMMIT}),
+    )
+}
+
+/// `GET /auth/verify` (forward auth) and `GET /info` when it is not public.
+pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<Resp> {
+    if route == Route::Info {
+        return Ok(info());
+    }
+    let (auth, scopes): (&str, Vec<String>) = match &c.kind {
+        AuthKind::Session { .. } => ("jwt", vec!["*".to_owned()]),
+        AuthKind::ApiKey { scopes, .. } => ("api_key", scopes.clone()),
+    };
+    if let Some(need) = req.query("scope") {
+        if !scopes.iter().any(|s| s == "*" || *s == need) {
+            return Err(Error::Forbidden(format!("scope {need} required")));
+        }
+    }
+    let mut r = response::ok(
+        StatusCode::OK,
+        &json!({
+            "user_id": c.user.id,
+            "email": c.user.email,
+            "role": c.user.role.as_str(),
+            "auth": auth,
+            "scopes": scopes,
+        }),
+    );
+    let h = r.headers_mut();
+    let pairs = [
+        ("x-posta-user-id", c.user.id.to_string()),
+        ("x-posta-user-email", c.user.email.clone()),
+        ("x-posta-user-role", c.user.role.as_str().to_owned()),
+        ("x-posta-auth", auth.to_owned()),
+        ("x-posta-scopes", scopes.join(",")),
+    ];
+    for (k, v) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,197 @@
+//! HTTP: the per-request entry point, routing, authentication once per request, the envelope,
+//! CORS and security headers, and one access-log line. Handlers decode, call a use case, encode.
+
+mod account;
+mod admin;
+mod auth;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod server;
+mod view;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::domain::{AuthKind, Caller, ClientInfo, session};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use request::Req;
+use response::Resp;
+use router::{Access, Route};
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// Serve one request. Never fails: errors become the JSON envelope.
+pub async fn handle(
+    state: AppState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+) -> Result<Resp, Infallible> {
+    let started = Instant::now();
+    let rid = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+    let method = req.method().clone();
+    // The query is never logged: OAuth callbacks carry codes there.
+    let path = req.uri().path().to_owned();
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let allowed_origin = origin
+        .as_deref()
+        .filter(|o| state.cors_origins.iter().any(|a| a == o))
+        .map(str::to_owned);
+
+    let result = if method == Method::OPTIONS && origin.is_some() {
+        preflight(allowed_origin.is_some())
+    } else {
+        route_and_run(&state, req, peer).await
+    };
+    let (mut resp, err) = match result {
+        Ok(r) => (r, None),
+        Err(e) => (response::error(&e), Some(e)),
+    };
+    finish_headers(&mut resp, rid, tls, allowed_origin.as_deref());
+    let status = resp.status().as_u16();
+    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match &err {
+        Some(e) if e.is_internal() => {
+            tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
+        }
+        Some(e) => {
+            tracing::info!(request_id = rid, %method, %path, status, micros, code = e.code().as_str(), "request");
+        }
+        None => tracing::info!(request_id = rid, %method, %path, status, micros, "request"),
+    }
+    Ok(resp)
+}
+
+fn preflight(allowed: bool) -> Result<Resp> {
+    if !allowed {
+        return Err(Error::Forbidden("origin not allowed".into()));
+    }
+    let mut r = response::empty(StatusCode::NO_CONTENT);
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, x-requested-with"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    Ok(r)
+}
+
+fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(&rid.to_string()) {
+        h.insert("x-request-id", v);
+    }
+    if let Some(o) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+async fn route_and_run(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Result<Resp> {
+    let route = Route::parse(req.method(), req.uri().path())?;
+    let (parts, body) = req.into_parts();
+    let client = ClientInfo {
+        ip: request::client_ip(peer, &parts.headers, &state.trusted_proxies),
+        user_agent: request::user_agent(&parts.headers),
+    };
+    let mut req = Req::new(parts, body, state.cfg.max_body_bytes, client);
+    let access = match route {
+        Route::Info if !state.cfg.info_public => Access::Any,
+        ref r => r.access(),
+    };
+    let caller = authorize(state, &route, access, &req)?;
+    dispatch(state, route, &mut req, caller).await
+}
+
+fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Result<Option<Caller>> {
+    if access == Access::Public {
+        return Ok(None);
+    }
+    let token = req.bearer().ok_or(Error::Unauthorized)?;
+    let caller = session::authenticate(state, token, &req.client)?;
+    match (&caller.kind, access) {
+        (AuthKind::ApiKey { .. }, Access::Session | Access::Admin) => {
+            return Err(Error::Forbidden(
+                "API keys cannot access this endpoint; sign in".into(),
+            ));
+        }
+        (
+            AuthKind::Session {
+                setup_required: true,
+                ..
+            },
+            _,
+        ) if !route.allowed_before_2fa_setup() => {
+            return Err(Error::TwoFactorSetupRequired);
+        }
+        _ => {}
+    }
+    if access == Access::Admin && !caller.is_admin() {
+        return Err(Error::Forbidden("admin role required".into()));
+    }
+    Ok(Some(caller))
+}
+
+async fn dispatch(
+    state: &AppState,
+    route: Route,
+    req: &mut Req,
+    caller: Option<Caller>,
+) -> Result<Resp> {
+    let Some(c) = caller else {
+        return auth::public(state, route, req).await;
+    };
+    match route {
+        Route::Verify | Route::Info => auth::verify(state, route, req, &c),
+        Route::AdminCreateUser
+        | Route::AdminListUsers
+        | Route::AdminUpdateUser(_)
+        | Route::AdminDeleteUser(_)
+        | Route::AdminReset2fa(_)
+        | Route::AdminRevokeSessions(_)
+        | Route::AdminListApiKeys
+        | Route::AdminDeleteApiKey(_)
+        | Route::AdminGetSettings
+        | Route::AdminPutSettings
+        | Route::AdminEvents => admin::handle(state, route, req, &c).await,
+        other => account::handle(state, other, req, &c).await,
+    }
+}

@@ -1,0 +1,222 @@
+//! Reading requests: capped JSON bodies, queries, bearer credentials, the client address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use http::{HeaderMap, header, request::Parts};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::domain::ClientInfo;
+use crate::error::{Error, Result};
+
+/// A request split into its head and an unread body.
+pub struct Req {
+    /// Method, URI, headers.
+    pub parts: Parts,
+    body: Option<Incoming>,
+    max_body: usize,
+    /// The resolved client.
+    pub client: ClientInfo,
+}
+
+impl Req {
+    /// Wrap a request.
+    pub fn new(parts: Parts, body: Incoming, max_body: usize, client: ClientInfo) -> Self {
+        Self {
+            parts,
+            body: Some(body),
+            max_body,
+            client,
+        }
+    }
+
+    async fn bytes(&mut self) -> Result<Bytes> {
+        if let Some(len) = self
+            .parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            if len > self.max_body {
+                return Err(Error::PayloadTooLarge);
+            }
+        }
+        let Some(body) = self.body.take() else {
+            return Ok(Bytes::new());
+        };
+        match Limited::new(body, self.max_body).collect().await {
+            Ok(c) => Ok(c.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge),
+            Err(_) => Err(Error::BadRequest("could not read request body".into())),
+        }
+    }
+
+    /// Decode a JSON body (content type checked, size capped). Unknown fields are refused by
+    /// the DTOs' `deny_unknown_fields`.
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let ct = self
+            .parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = ct.split(';').next().unwrap_or("").trim();
+        if !mime.eq_ignore_ascii_case("application/json") {
+            return Err(Error::UnsupportedMediaType);
+        }
+        let b = self.bytes().await?;
+        serde_json::from_slice(&b).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    }
+
+    /// A query parameter (percent-decoded).
+    #[must_use]
+    pub fn query(&self, name: &str) -> Option<String> {
+        let q = self.parts.uri.query()?;
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then(|| percent_decode(v))
+        })
+    }
+
+    /// `?page=&size=` with the API's rules: pages from 1 (0 means 1), size 1..=100 (default 20).
+    pub fn paging(&self) -> Result<(usize, usize)> {
+        let num = |n: &str, d: usize| -> Result<usize> {
+            match self.query(n) {
+                None => Ok(d),
+                Some(v) if v.is_empty() => Ok(d),
+                Some(v) => v
+                    .parse::<usize>()
+                    .map_err(|_| Error::BadRequest(format!("query {n} must be a number"))),
+            }
+        };
+        let page = num("page", 1)?.max(1);
+        let size = num("size", 20)?;
+        if !(1..=100).contains(&size) {
+            return Err(Error::BadRequest(
+                "query size must be between 1 and 100".into(),
+            ));
+        }
+        Ok((page, size))
+    }
+
+    /// The bearer credential, if any.
+    #[must_use]
+    pub fn bearer(&self) -> Option<&str> {
+        bearer(&self.parts.headers)
+    }
+}
+
+/// `Authorization: Bearer <x>`.
+#[must_use]
+pub fn bearer(h: &HeaderMap) -> Option<&str> {
+    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                if let Some(v) = hex {
+                    out.push(v);
+                    i += 2;
+                } else {
+                    out.push(c);
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The client address: the TCP peer, unless the peer is a trusted proxy, in which case the
+/// right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+#[must_use]
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer_ip = canonical(peer.ip());
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    if trusted.is_empty() || !is_trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let mut chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+        .collect();
+    while let Some(ip) = chain.pop() {
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    peer_ip
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// User agent, truncated to 256 characters.
+#[must_use]
+pub fn user_agent(h: &HeaderMap) -> String {
+    h.get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(256)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "1.2.3.4, 10.0.0.9".parse().unwrap());
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        assert_eq!(
+            client_ip(peer, &h, &[]),
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
+        let t = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(
+            client_ip(peer, &h, &t),
+            "1.2.3.4".parse::<IpAddr>().unwrap()
+        );
+        let outsider: SocketAddr = "8.8.8.8:1".parse().unwrap();
+        assert_eq!(
+            client_ip(outsider, &h, &t),
+            "8.8.8.8".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%40b.c+d"), "a@b.c d");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}

@@ -1,0 +1,118 @@
+//! The JSON envelope: success, paged and error bodies, plus the headers every response carries.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::domain::Page;
+use crate::error::Error;
+
+/// Response type used everywhere.
+pub type Resp = Response<Full<Bytes>>;
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// `{"success": true, "data": …}` with `status`.
+pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Resp {
+    #[derive(Serialize)]
+    struct Env<'a, T> {
+        success: bool,
+        data: &'a T,
+    }
+    match serde_json::to_vec(&Env {
+        success: true,
+        data,
+    }) {
+        Ok(b) => json_response(status, b),
+        Err(e) => error(&Error::Internal(format!("serialize: {e}"))),
+    }
+}
+
+/// A paged list with the `pageable` block.
+pub fn paged<T, V: Serialize>(page: &Page<T>, view: impl Fn(&T) -> V) -> Resp {
+    let items: Vec<V> = page.items.iter().map(view).collect();
+    let total_pages = page.total.div_ceil(page.size.max(1));
+    let body = json!({
+        "success": true,
+        "data": items,
+        "pageable": {
+            "current_page": page.page,
+            "size": page.size,
+            "total_pages": total_pages,
+            "total_elements": page.total,
+            "empty": page.items.is_empty(),
+        }
+    });
+    json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+/// The error envelope, with `Retry-After` where the status calls for it.
+pub fn error(e: &Error) -> Resp {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let data = match e {
+        Error::TwoFactorRequired => json!({"requires_2fa": true}),
+        Error::TwoFactorSetupRequired => json!({"two_factor_setup_required": true}),
+        _ => serde_json::Value::Null,
+    };
+    let mut err = json!({"code": e.code().as_str(), "message": e.public_message()});
+    if let Some(f) = e.field() {
+        err["field"] = json!(f);
+    }
+    let body = json!({"success": false, "data": data, "error": err});
+    let mut r = json_response(status, body.to_string().into_bytes());
+    let retry = match e {
+        Error::RateLimited { retry_after } => Some(*retry_after),
+        Error::Unavailable => Some(5),
+        _ => None,
+    };
+    if let Some(s) = retry {
+        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    r
+}
+
+/// A bare status with an empty JSON success body (preflight and the like).
+pub fn empty(status: StatusCode) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body(r: Resp) -> serde_json::Value {
+        let b = r.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&b).unwrap()
+    }
+
+    #[tokio::test]
+    async fn envelopes() {
+        let v = body(error(&Error::InvalidCredentials)).await;
+        assert_eq!(
+            v,
+            json!({"success": false, "data": null, "error": {"code": "UNAUTHORIZED", "message": "invalid credentials"}})
+        );
+        let r = error(&Error::RateLimited { retry_after: 42 });
+        assert_eq!(r.headers()["retry-after"], "42");
+        let v = body(error(&Error::TwoFactorRequired)).await;
+        assert_eq!(v["data"]["requires_2fa"], true);
+        assert_eq!(v["error"]["code"], "TWO_FACTOR_REQUIRED");
+        let v = body(ok(StatusCode::OK, &json!({"a": 1}))).await;
+        assert_eq!(v, json!({"success": true, "data": {"a": 1}}));
+    }
+}

@@ -1,0 +1,152 @@
+//! Posta's authentication appliance: users, sessions, TOTP, API keys and forward auth over one
+//! embedded redb store, served directly on hyper.
+//!
+//! Layout (arrows point one way): `main` → [`run`] → `http` (routing, envelope, auth once per
+//! request) → `domain` (use cases, one transaction each) → `auth` (pure credential mechanics)
+//! and `store` (tables, codecs, migrations). `config`, `clock` and `error` are leaves.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod notify;
+pub mod state;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use clock::{Clock, SystemClock};
+use config::Config;
+use state::AppState;
+
+/// Version of this build.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Git commit of this build (or "unknown").
+pub const COMMIT: &str = env!("POSTA_COMMIT");
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The store refused to open.
+    #[error(transparent)]
+    Store(#[from] store::OpenError),
+    /// Anything else at start-up.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// Run the server on `listener` until `shutdown` resolves, with the system clock.
+pub async fn run(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    run_with_clock(cfg, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// Open the state (store, keys, first admin) for `cfg`.
+pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, RunError> {
+    let path = cfg.db_path();
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&path))
+        .await
+        .map_err(|e| RunError::Startup(e.to_string()))??;
+    let state = AppState::new(cfg, store, clock).map_err(|e| RunError::Startup(e.to_string()))?;
+    match domain::user::ensure_first_admin(&state).await {
+        Ok(Some(pw)) => {
+            eprintln!(
+                "\n  Created the first admin account.\n    email:    {}\n    password: {pw}\n  This password is shown only once: sign in and change it.\n",
+                state.cfg.admin_email
+            );
+        }
+        Ok(None) => {}
+        Err(e) => return Err(RunError::Startup(e.to_string())),
+    }
+    Ok(state)
+}
+
+/// [`run`] with an injected clock (tests move time with it).
+pub async fn run_with_clock(
+    cfg: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    clock: Arc<dyn Clock>,
+) -> Result<(), RunError> {
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => {
+            let sc = http::server::tls_config(c, k).map_err(RunError::Startup)?;
+            Some(Arc::new(tokio::sync::RwLock::new(
+                tokio_rustls::TlsAcceptor::from(sc),
+            )))
+        }
+        _ => None,
+    };
+    let state = open_state(cfg, clock).await?;
+    let background = spawn_background(state.clone(), tls.clone());
+    http::server::serve(state.clone(), listener, tls, shutdown).await;
+    background.abort();
+    if let Err(e) = domain::api_key::flush_usage(&state).await {
+        tracing::error!(error = %e, "flushing api key usage at shutdown failed");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_background(
+    state: AppState,
+    tls: Option<http::server::SharedTls>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut flush = tokio::time::interval(Duration::from_secs(5));
+        let mut prune = tokio::time::interval(Duration::from_secs(600));
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hup_fut = async {
+                match hup.as_mut() {
+                    Some(s) => s.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_fut = std::future::pending::<Option<()>>();
+            tokio::select! {
+                _ = flush.tick() => {
+                    if let Err(e) = domain::api_key::flush_usage(&state).await {
+                        tracing::warn!(error = %e, "flushing api key usage failed");
+                    }
+                }
+                _ = prune.tick() => match domain::session::prune(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
+                    Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
+                },
+                _ = hup_fut => reload_tls(&state, tls.as_ref()).await,
+            }
+        }
+    })
+}
+
+async fn reload_tls(state: &AppState, tls: Option<&http::server::SharedTls>) {
+    let (Some(shared), Some(c), Some(k)) = (tls, &state.cfg.tls_cert, &state.cfg.tls_key) else {
+        tracing::info!("SIGHUP: no TLS configured, nothing to reload");
+        return;
+    };
+    match http::server::tls_config(c, k) {
+        Ok(sc) => {
+            *shared.write().await = tokio_rustls::TlsAcceptor::from(sc);
+            tracing::info!("SIGHUP: TLS certificate reloaded");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: TLS reload failed; keeping the old certificate")
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The domain's data types: users, sessions, API keys, audit events, settings.
+//!
+//! Plain data shared by `domain` (which applies rules) and `store` (which persists them through
+//! versioned records). No I/O here.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Access level of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Own account and own keys.
+    User,
+    /// Also everything under `/api/v1/admin`.
+    Admin,
+}
+
+impl Role {
+    /// Wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+        }
+    }
+    /// Parse the wire name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "user" => Some(Role::User),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// An enrolled TOTP factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totp {
+    /// The shared secret, sealed with the encryption key.
+    pub secret_sealed: Vec<u8>,
+    /// Last accepted 30-second step: codes at or before it are replays.
+    pub last_step: u64,
+    /// Keyed hashes of the unused recovery codes.
+    pub recovery_hashes: Vec<[u8; 32]>,
+}
+
+/// An account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Canonical email (trimmed, lower-case, IDNA domain).
+    pub email: String,
+    /// argon2id PHC string; `None` for SSO-only accounts.
+    pub password_hash: Option<String>,
+    /// Access level.
+    pub role: Role,
+    /// Disabled accounts cannot sign in and their credentials stop working.
+    pub active: bool,
+    /// Creation time (Unix seconds).
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// Last successful sign-in.
+    pub last_login_at: Option<i64>,
+    /// Enabled second factor.
+    pub totp: Option<Totp>,
+    /// Secret awaiting its first code (sealed).
+    pub pending_totp: Option<Vec<u8>>,
+}
+
+/// A signed-in browser or client: the `jti` of a JWT.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The JWT's `jti`.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Client address at sign-in.
+    pub ip: String,
+    /// Client user agent at sign-in (truncated).
+    pub user_agent: String,
+    /// Sign-in time.
+    pub created_at: i64,
+    /// Equal to the JWT's `exp`.
+    pub expires_at: i64,
+}
+
+/// A programmatic credential.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// Identifier used by the management API.
+    pub id: Uuid,
+    /// Owner.
+    pub user_id: Uuid,
+    /// Label chosen by the owner.
+    pub name: String,
+    /// First characters of the key, for display.
+    pub prefix: String,
+    /// SHA-256 of the whole key.
+    pub hash: [u8; 32],
+    /// Granted scopes (`send`, `read`, `*`).
+    pub scopes: Vec<String>,
+    /// Allowed client networks; empty means any.
+    pub allowed_ips: Vec<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry, if any.
+    pub expires_at: Option<i64>,
+    /// Last use (flushed periodically).
+    pub last_used_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Monotonic sequence number.
+    pub id: u64,
+    /// When it happened.
+    pub at: i64,
+    /// Kind, such as `login.success`.
+    pub kind: String,
+    /// Who did it.
+    pub actor: Option<Uuid>,
+    /// Whom it concerns.
+    pub subject: Option<Uuid>,
+    /// Email involved, when useful to the reader.
+    pub email: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// Free text detail (never a secret).
+    pub detail: String,
+}
+
+/// Platform settings editable by admins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Password self-registration allowed (the config can force it off).
+    pub registration_enabled: bool,
+    /// Email domains allowed to self-register; empty means all.
+    pub allowed_signup_domains: Vec<String>,
+    /// Every account must enrol TOTP.
+    pub two_factor_required: bool,
+    /// Failed logins allowed per window (per account and address).
+    pub login_rate_limit_count: u32,
+    /// Window length.
+    pub login_rate_limit_window_minutes: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            registration_enabled: true,
+            allowed_signup_domains: Vec::new(),
+            two_factor_required: false,
+            login_rate_limit_count: 10,
+            login_rate_limit_window_minutes: 15,
+        }
+    }
+}

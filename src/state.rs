@@ -1,0 +1,179 @@
+//! Shared application state: configuration, store, keys, clock and in-memory helpers.
+//!
+//! Built once by `lib::run` (or the CLI) and cloned cheaply into every request.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::Semaphore;
+
+use crate::auth::crypto::{self, Sealer};
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Cost;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::api_key::KeyUsage;
+use crate::domain::throttle::Limiter;
+use crate::error::{Error, Result};
+use crate::model::Settings;
+use crate::store::Store;
+
+/// Everything a request may need. Cloning is an `Arc` bump.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    /// Validated configuration.
+    pub cfg: Config,
+    /// The database.
+    pub store: Store,
+    /// Session token keys.
+    pub jwt: JwtKeys,
+    /// Data-at-rest key.
+    pub sealer: Sealer,
+    /// Time source.
+    pub clock: Arc<dyn Clock>,
+    /// Bounds concurrent argon2 work to the core count.
+    pub hash_permits: Semaphore,
+    /// Hash verified for unknown emails so they cost the same as known ones.
+    pub dummy_hash: String,
+    /// Cached platform settings (this process is the only writer).
+    pub settings: RwLock<Settings>,
+    /// Login/register throttling.
+    pub limiter: Limiter,
+    /// Pending `last_used_at` updates of API keys.
+    pub key_usage: KeyUsage,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Allowed CORS origins.
+    pub cors_origins: Vec<String>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Build state over an opened store: loads or creates the instance secrets.
+    pub fn new(cfg: Config, store: Store, clock: Arc<dyn Clock>) -> Result<Self> {
+        let jwt_secret = match &cfg.jwt_secret {
+            Some(s) => s.expose().as_bytes().to_vec(),
+            None => load_or_create_key(&cfg.data_dir.join("jwt.key"))?.to_vec(),
+        };
+        let enc_key = match &cfg.encryption_key {
+            Some(s) => crypto::parse_key(s.expose())
+                .ok_or_else(|| Error::Internal("encryption_key is not 32 bytes".into()))?,
+            None => load_or_create_key(&cfg.data_dir.join("encryption.key"))?,
+        };
+        let cost = cost(&cfg);
+        let dummy_hash = crate::auth::password::hash("posta-dummy-password-for-timing", cost)?;
+        let settings = store.read(crate::store::meta::settings)?;
+        let permits = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let trusted_proxies = cfg
+            .trusted_proxy_nets()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let cors_origins = cfg.cors_origin_list();
+        Ok(Self(Arc::new(Inner {
+            jwt: JwtKeys::new(&jwt_secret, &cfg.jwt_issuer),
+            sealer: Sealer::new(enc_key),
+            clock,
+            hash_permits: Semaphore::new(permits),
+            dummy_hash,
+            settings: RwLock::new(settings),
+            limiter: Limiter::new(100_000),
+            key_usage: KeyUsage::default(),
+            trusted_proxies,
+            cors_origins,
+            store,
+            cfg,
+        })))
+    }
+
+    /// Current Unix time.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// A snapshot of the settings.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        self.settings
+            .read()
+            .map_or_else(|p| p.into_inner().clone(), |s| s.clone())
+    }
+
+    /// Replace the cached settings after a committed update.
+    pub fn set_settings(&self, s: Settings) {
+        match self.settings.write() {
+            Ok(mut g) => *g = s,
+            Err(p) => *p.into_inner() = s,
+        }
+    }
+
+    /// argon2 parameters in force.
+    #[must_use]
+    pub fn cost(&self) -> Cost {
+        cost(&self.cfg)
+    }
+
+    /// Run CPU-heavy work (argon2) on the blocking pool, at most one per core at a time.
+    pub async fn hash_work<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable)?;
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Error::Internal(format!("hash task: {e}")))
+    }
+
+    /// Whether password self-registration is open now (config `false` always wins).
+    #[must_use]
+    pub fn registration_enabled(&self) -> bool {
+        self.cfg.registration_enabled != Some(false) && self.settings().registration_enabled
+    }
+}
+
+fn cost(cfg: &Config) -> Cost {
+    Cost {
+        m_kib: cfg.argon2_memory_kib,
+        t: cfg.argon2_iterations,
+        p: cfg.argon2_parallelism,
+    }
+}
+
+/// Read a 32-byte hex key file, or create one (mode 0600) with OS randomness.
+fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
+    let io = |e: std::io::Error| Error::Internal(format!("key file {}: {e}", path.display()));
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(io)?;
+        return crypto::parse_key(&text)
+            .ok_or_else(|| Error::Internal(format!("key file {} is malformed", path.display())));
+    }
+    let key = crypto::random_bytes::<32>()?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(io)?;
+        f.write_all(crypto::to_hex(&key).as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(key)
+}

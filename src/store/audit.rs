@@ -1,0 +1,49 @@
+//! The audit log: an append-only, bounded sequence of events.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::tables::EVENTS;
+use super::{Tx, WriteTransaction, codec};
+use crate::error::Result;
+use crate::model::Event;
+
+/// Append an event (its id is assigned here) and drop the oldest beyond `max`.
+pub fn append(tx: &WriteTransaction, mut e: Event, max: u64) -> Result<()> {
+    let mut t = tx.open_table(EVENTS)?;
+    let next = t.last()?.map_or(1, |(k, _)| k.value() + 1);
+    e.id = next;
+    let bytes = codec::encode_event(&e)?;
+    t.insert(next, bytes.as_slice())?;
+    let mut len = t.len()?;
+    while len > max {
+        if t.pop_first()?.is_none() {
+            break;
+        }
+        len -= 1;
+    }
+    Ok(())
+}
+
+/// Events newest first, filtered, as (page items, total matching).
+pub fn page(
+    tx: &impl Tx,
+    filter: impl Fn(&Event) -> bool,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Event>, usize)> {
+    let Some(t) = tx.table(EVENTS)? else {
+        return Ok((Vec::new(), 0));
+    };
+    let mut items = Vec::new();
+    let mut total = 0;
+    for row in t.iter()?.rev() {
+        let e = codec::decode_event(row?.1.value())?;
+        if filter(&e) {
+            if total >= offset && items.len() < limit {
+                items.push(e);
+            }
+            total += 1;
+        }
+    }
+    Ok((items, total))
+}

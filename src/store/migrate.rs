@@ -1,0 +1,113 @@
+//! Schema versioning: the version lives in `meta`; each migration is one transaction; a file
+//! newer than this binary is refused.
+
+use std::path::Path;
+
+use redb::ReadableTable;
+
+use super::tables::{
+    API_KEY_IDS, API_KEYS, EVENTS, META, SESSIONS, USER_API_KEYS, USER_SESSIONS, USERS,
+    USERS_BY_EMAIL,
+};
+use super::{OpenError, Store, meta};
+use crate::error::{Error, Result};
+
+/// The layout this binary reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Migration steps: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`. Empty while the
+/// layout is the first one; each future step runs in its own write transaction.
+type Step = fn(&redb::WriteTransaction) -> Result<()>;
+const MIGRATIONS: &[Step] = &[];
+
+pub(super) fn run(store: &Store, path: &Path, existed: bool) -> Result<(), OpenError> {
+    let corrupt = |e: Error| OpenError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let found = store.read(meta::schema_version).map_err(corrupt)?;
+    let found = match found {
+        Some(v) => v,
+        None if existed && store.read(has_any_table).map_err(corrupt)? => {
+            return Err(OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: "redb file without a posta schema version".into(),
+            });
+        }
+        None => {
+            store
+                .write_blocking(|tx| meta::set_schema_version(tx, SCHEMA_VERSION))
+                .map_err(corrupt)?;
+            tracing::info!(version = SCHEMA_VERSION, "created new database");
+            return Ok(());
+        }
+    };
+    if found > SCHEMA_VERSION {
+        return Err(OpenError::TooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for v in found..SCHEMA_VERSION {
+        let idx = usize::try_from(v - 1).unwrap_or(usize::MAX);
+        let Some(step) = MIGRATIONS.get(idx) else {
+            return Err(corrupt(Error::Internal(format!("no migration from {v}"))));
+        };
+        store
+            .write_blocking(|tx| {
+                step(tx)?;
+                meta::set_schema_version(tx, v + 1)
+            })
+            .map_err(corrupt)?;
+        tracing::info!(from = v, to = v + 1, "migrated database");
+    }
+    Ok(())
+}
+
+fn has_any_table(tx: &redb::ReadTransaction) -> Result<bool> {
+    Ok(tx.list_tables()?.next().is_some())
+}
+
+macro_rules! copy_tables {
+    ($src:expr, $dst:expr, $($t:expr),*) => {{
+        $(
+            if let Ok(from) = $src.open_table($t) {
+                let mut to = $dst.open_table($t)?;
+                for row in from.iter()? {
+                    let (k, v) = row?;
+                    to.insert(k.value(), v.value())?;
+                }
+            }
+        )*
+    }};
+}
+
+/// Export one read snapshot of every table into a fresh database file.
+pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
+    if dest.exists() {
+        return Err(Error::Conflict(format!(
+            "{} already exists",
+            dest.display()
+        )));
+    }
+    let out = redb::Database::create(dest).map_err(|e| Error::Store(e.to_string()))?;
+    store.read(|src| {
+        let dst = out.begin_write()?;
+        copy_tables!(
+            src,
+            dst,
+            META,
+            USERS,
+            USERS_BY_EMAIL,
+            SESSIONS,
+            USER_SESSIONS,
+            API_KEYS,
+            API_KEY_IDS,
+            USER_API_KEYS,
+            EVENTS
+        );
+        dst.commit()?;
+        Ok(())
+    })
+}

@@ -1,0 +1,212 @@
+//! The embedded store: one redb file owning every table and transaction.
+//!
+//! Nothing outside this module names redb types in its logic. Use cases run one closure in one
+//! transaction: [`Store::read`] on the caller's thread (redb reads are microseconds and never
+//! block on writers), [`Store::write`] on the blocking pool (commits fsync).
+
+pub mod api_key;
+pub mod audit;
+pub mod codec;
+pub mod meta;
+mod migrate;
+pub mod session;
+pub mod tables;
+pub mod user;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{
+    Database, DatabaseError, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, Table,
+    TableDefinition, Value,
+};
+
+use crate::error::{Error, Result};
+
+pub use migrate::SCHEMA_VERSION;
+pub use redb::{ReadTransaction, WriteTransaction};
+
+/// Why the store could not be opened. Each message is meant for an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Another process holds the file lock.
+    #[error(
+        "database {0} is locked by another running posta process (redb file lock); stop it first"
+    )]
+    Locked(PathBuf),
+    /// The file was written by a newer posta.
+    #[error(
+        "database {path} has schema version {found}, newer than this binary supports ({supported}); upgrade posta"
+    )]
+    TooNew {
+        /// File path.
+        path: PathBuf,
+        /// Version in the file.
+        found: u32,
+        /// Highest version this binary knows.
+        supported: u32,
+    },
+    /// Not a redb file, or damaged beyond redb's own recovery.
+    #[error(
+        "database {path} is corrupt or not a posta database ({reason}); it was left untouched — restore a backup"
+    )]
+    Corrupt {
+        /// File path.
+        path: PathBuf,
+        /// What redb or the migrator said.
+        reason: String,
+    },
+    /// The data directory or file cannot be created or read.
+    #[error("cannot open database {path}: {reason}")]
+    Io {
+        /// File path.
+        path: PathBuf,
+        /// The OS error.
+        reason: String,
+    },
+}
+
+/// Cheaply cloneable handle on the database.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+/// Tables readable from either kind of transaction, so read helpers serve both.
+pub trait Tx {
+    /// The table type this transaction opens.
+    type Table<'a, K: Key + 'static, V: Value + 'static>: ReadableTable<K, V>
+    where
+        Self: 'a;
+    /// Open a table for reading; a missing table reads as empty via `None`.
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<Option<Self::Table<'_, K, V>>>;
+}
+
+impl Tx for ReadTransaction {
+    type Table<'a, K: Key + 'static, V: Value + 'static> = ReadOnlyTable<K, V>;
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<Option<ReadOnlyTable<K, V>>> {
+        match self.open_table(def) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Tx for WriteTransaction {
+    type Table<'a, K: Key + 'static, V: Value + 'static> = Table<'a, K, V>;
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<'_, K, V>,
+    ) -> Result<Option<Table<'_, K, V>>> {
+        Ok(Some(self.open_table(def)?))
+    }
+}
+
+impl Store {
+    /// Open (or create) the database file, refusing locked, corrupt or newer files, and run
+    /// pending migrations.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        let io = |e: std::io::Error| OpenError::Io {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let existed = path.exists() && std::fs::metadata(path).map_err(io)?.len() > 0;
+        let db = match Database::builder()
+            .set_repair_callback(|_| {
+                tracing::warn!(
+                    "database was not closed cleanly; redb is recovering the last committed state"
+                );
+            })
+            .create(path)
+        {
+            Ok(db) => db,
+            Err(DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(OpenError::Locked(path.to_owned()));
+            }
+            Err(DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Err(OpenError::Locked(path.to_owned()));
+            }
+            Err(e) => {
+                return Err(OpenError::Corrupt {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let store = Store { db: Arc::new(db) };
+        migrate::run(&store, path, existed)?;
+        Ok(store)
+    }
+
+    /// A read transaction; `f` must not block.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// One write transaction on the blocking pool; committed only if `f` returns `Ok`.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || write_now(&db, f))
+            .await
+            .map_err(|e| Error::Internal(format!("store task: {e}")))?
+    }
+
+    /// A write transaction on the current thread, for the CLI and start-up.
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        write_now(&self.db, f)
+    }
+
+    /// Copy every table into a new database file at `dest` from one read snapshot.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        migrate::copy_all(self, dest)
+    }
+
+    /// Readiness probe: a real read of the meta table.
+    pub fn check(&self) -> Result<()> {
+        self.read(|tx| meta::schema_version(tx).map(|_| ()))
+    }
+
+    /// Size of the file on disk in bytes, when known.
+    #[must_use]
+    pub fn file_size(path: &Path) -> u64 {
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    }
+}
+
+fn write_now<T>(db: &Database, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    let tx = db.begin_write()?;
+    match f(&tx) {
+        Ok(v) => {
+            tx.commit()?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(abort) = tx.abort() {
+                tracing::error!(error = %abort, "aborting transaction failed");
+            }
+            Err(e)
+        }
+    }
+}

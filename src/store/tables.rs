@@ -1,0 +1,26 @@
+//! Every redb table of the store, with its key/value layout. Names carry a version: a layout
+//! change means a new table and a migration, never a silent reinterpretation.
+
+use redb::TableDefinition;
+
+/// `&str → bytes`: `schema_version` (u32 LE), `settings` (SettingsRecord).
+pub const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta_v1");
+/// `user id (u128) → UserRecord`.
+pub const USERS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("users_v1");
+/// `canonical email → user id`: the uniqueness index.
+pub const USERS_BY_EMAIL: TableDefinition<'_, &str, u128> =
+    TableDefinition::new("users_by_email_v1");
+/// `session id (jti) → SessionRecord`.
+pub const SESSIONS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("sessions_v1");
+/// `(user id, session id) → ()`: a user's sessions, for listing and revocation.
+pub const USER_SESSIONS: TableDefinition<'_, (u128, u128), ()> =
+    TableDefinition::new("user_sessions_v1");
+/// `SHA-256(key) → ApiKeyRecord`: one point read authenticates a key.
+pub const API_KEYS: TableDefinition<'_, [u8; 32], &[u8]> = TableDefinition::new("api_keys_v1");
+/// `key id → SHA-256(key)`.
+pub const API_KEY_IDS: TableDefinition<'_, u128, [u8; 32]> = TableDefinition::new("api_key_ids_v1");
+/// `(user id, key id) → ()`: a user's keys.
+pub const USER_API_KEYS: TableDefinition<'_, (u128, u128), ()> =
+    TableDefinition::new("user_api_keys_v1");
+/// `sequence → EventRecord`: the bounded audit log, oldest first.
+pub const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events_v1");
