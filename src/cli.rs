@@ -71,6 +71,7 @@ enum AdminCmd {
     /// List users.
     ListUsers,
     /// Turn off a user's two-factor authentication (lost device).
+    #[command(name = "disable-2fa")]
     Disable2fa {
         #[arg(long)]
         email: String,

@@ -156,17 +156,17 @@ impl Config {
         let known_env = known.clone();
         fig = fig.merge(
             Env::prefixed("POSTA_")
-                .filter(move |k| known_env.iter().any(|n| n.as_str() == k.as_str())),
+                .filter(move |k| known_env.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
         );
         let cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError(e.to_string().replace("  ", " ")))?;
         let mut cfg = cfg.normalized().with_credentials()?;
         #[allow(clippy::disallowed_methods)]
-        if std::env::var_os("POSTA_LOG").is_none() {
-            if let Ok(rust_log) = std::env::var("RUST_LOG") {
-                cfg.log = rust_log;
-            }
+        if std::env::var_os("POSTA_LOG").is_none()
+            && let Ok(rust_log) = std::env::var("RUST_LOG")
+        {
+            cfg.log = rust_log;
         }
         cfg.validate()?;
         Ok((cfg, warnings))
@@ -243,15 +243,15 @@ impl Config {
         if self.host.parse::<IpAddr>().is_err() && self.host != "localhost" {
             return e(format!("host: {:?} is not an IP address", self.host));
         }
-        if let Some(s) = &self.jwt_secret {
-            if s.expose().len() < 32 {
-                return e("jwt_secret: must be at least 32 bytes".into());
-            }
+        if let Some(s) = &self.jwt_secret
+            && s.expose().len() < 32
+        {
+            return e("jwt_secret: must be at least 32 bytes".into());
         }
-        if let Some(k) = &self.encryption_key {
-            if crate::auth::crypto::parse_key(k.expose()).is_none() {
-                return e("encryption_key: must be 32 bytes, hex (64 chars) or base64".into());
-            }
+        if let Some(k) = &self.encryption_key
+            && crate::auth::crypto::parse_key(k.expose()).is_none()
+        {
+            return e("encryption_key: must be 32 bytes, hex (64 chars) or base64".into());
         }
         match (&self.tls_cert, &self.tls_key) {
             (Some(c), Some(k)) => {
@@ -277,10 +277,10 @@ impl Config {
             return e("log_format: must be \"text\" or \"json\"".into());
         }
         self.trusted_proxy_nets()?;
-        if let Some(u) = &self.web_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return e("web_url: must start with http:// or https://".into());
-            }
+        if let Some(u) = &self.web_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return e("web_url: must start with http:// or https://".into());
         }
         if self.max_body_bytes == 0 || self.max_connections == 0 {
             return e("max_body_bytes/max_connections: must be positive".into());

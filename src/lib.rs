@@ -92,9 +92,22 @@ pub async fn run_with_clock(
     let background = spawn_background(state.clone(), tls.clone());
     http::server::serve(state.clone(), listener, tls, shutdown).await;
     background.abort();
+    let _ = background.await;
     if let Err(e) = domain::api_key::flush_usage(&state).await {
         tracing::error!(error = %e, "flushing api key usage at shutdown failed");
     }
+    // Close the store: wait briefly for connection tasks to drop their handles, so the file
+    // lock is released when `run` returns (a restart in the same process can reopen it).
+    for _ in 0..200 {
+        if Arc::strong_count(&state.0) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if Arc::strong_count(&state.0) > 1 {
+        tracing::warn!("connections still hold the store; it closes when they end");
+    }
+    drop(state);
     tracing::info!("stopped");
     Ok(())
 }

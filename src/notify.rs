@@ -1,40 +1,37 @@
 //! Small operating-system glue: systemd readiness notification and the local TLS probe used by
 //! `posta healthcheck`.
 
-use std::future::Future;
 use std::sync::Arc;
 
 /// Send `READY=1` to systemd (when `NOTIFY_SOCKET` is set) once the returned future is polled,
 /// that is, after the listener is bound and the store opened.
-pub fn ready_after_start() -> impl Future<Output = ()> {
-    async {
-        #[allow(clippy::disallowed_methods)]
-        let sock = std::env::var_os("NOTIFY_SOCKET");
-        #[cfg(unix)]
-        if let Some(path) = sock {
-            let path = std::path::PathBuf::from(path);
-            let sent = (|| -> std::io::Result<()> {
-                let s = std::os::unix::net::UnixDatagram::unbound()?;
-                let bytes = path.as_os_str().as_encoded_bytes();
-                if let Some(abs) = bytes.strip_prefix(b"@") {
-                    #[cfg(target_os = "linux")]
-                    {
-                        use std::os::linux::net::SocketAddrExt;
-                        let addr = std::os::unix::net::SocketAddr::from_abstract_name(abs)?;
-                        s.send_to_addr(b"READY=1", &addr)?;
-                        return Ok(());
-                    }
+pub async fn ready_after_start() {
+    #[allow(clippy::disallowed_methods)]
+    let sock = std::env::var_os("NOTIFY_SOCKET");
+    #[cfg(unix)]
+    if let Some(path) = sock {
+        let path = std::path::PathBuf::from(path);
+        let sent = (|| -> std::io::Result<()> {
+            let s = std::os::unix::net::UnixDatagram::unbound()?;
+            let bytes = path.as_os_str().as_encoded_bytes();
+            if let Some(abs) = bytes.strip_prefix(b"@") {
+                #[cfg(target_os = "linux")]
+                {
+                    use std::os::linux::net::SocketAddrExt;
+                    let addr = std::os::unix::net::SocketAddr::from_abstract_name(abs)?;
+                    s.send_to_addr(b"READY=1", &addr)?;
+                    return Ok(());
                 }
-                s.send_to(b"READY=1", &path)?;
-                Ok(())
-            })();
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "sd_notify READY=1 failed");
             }
+            s.send_to(b"READY=1", &path)?;
+            Ok(())
+        })();
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "sd_notify READY=1 failed");
         }
-        #[cfg(not(unix))]
-        let _ = sock;
     }
+    #[cfg(not(unix))]
+    let _ = sock;
 }
 
 /// Accept any certificate: the health probe talks to its own server over loopback, possibly

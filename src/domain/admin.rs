@@ -268,12 +268,12 @@ pub async fn put_settings(
             .find(|x| x.key == key.as_str())
             .map(|x| x.kind)
             .ok_or_else(|| Error::BadRequest(format!("unknown setting {key}")))?;
-        if let Some(t) = ty {
-            if t != expected {
-                return Err(Error::BadRequest(format!(
-                    "setting {key}: type must be {expected}"
-                )));
-            }
+        if let Some(t) = ty
+            && t != expected
+        {
+            return Err(Error::BadRequest(format!(
+                "setting {key}: type must be {expected}"
+            )));
         }
         match key.as_str() {
             "registration_enabled" => s.registration_enabled = as_bool(key, v)?,

@@ -278,12 +278,12 @@ pub async fn flush_usage(state: &AppState) -> Result<usize> {
         .write(move |tx| {
             let mut n = 0;
             for (id, t) in pending {
-                if let Some(mut k) = store::api_key::get(tx, id)? {
-                    if k.last_used_at.is_none_or(|old| old < t) {
-                        k.last_used_at = Some(t);
-                        store::api_key::put(tx, &k)?;
-                        n += 1;
-                    }
+                if let Some(mut k) = store::api_key::get(tx, id)?
+                    && k.last_used_at.is_none_or(|old| old < t)
+                {
+                    k.last_used_at = Some(t);
+                    store::api_key::put(tx, &k)?;
+                    n += 1;
                 }
             }
             Ok(n)

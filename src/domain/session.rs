@@ -148,10 +148,11 @@ pub async fn login(
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, id)?.ok_or(Error::InvalidCredentials)?;
-            if let Some(code) = &code {
-                if u.totp.is_some() && !mfa::consume_code(&st, &mut u, code, now)? {
-                    return Ok(Err(()));
-                }
+            if let Some(code) = &code
+                && u.totp.is_some()
+                && !mfa::consume_code(&st, &mut u, code, now)?
+            {
+                return Ok(Err(()));
             }
             if let Some(h) = rehash {
                 u.password_hash = Some(h);

@@ -104,10 +104,10 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
         AuthKind::Session { .. } => ("jwt", vec!["*".to_owned()]),
         AuthKind::ApiKey { scopes, .. } => ("api_key", scopes.clone()),
     };
-    if let Some(need) = req.query("scope") {
-        if !scopes.iter().any(|s| s == "*" || *s == need) {
-            return Err(Error::Forbidden(format!("scope {need} required")));
-        }
+    if let Some(need) = req.query("scope")
+        && !scopes.iter().any(|s| s == "*" || *s == need)
+    {
+        return Err(Error::Forbidden(format!("scope {need} required")));
     }
     let mut r = response::ok(
         StatusCode::OK,

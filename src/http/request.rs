@@ -39,10 +39,9 @@ impl Req {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
+            && len > self.max_body
         {
-            if len > self.max_body {
-                return Err(Error::PayloadTooLarge);
-            }
+            return Err(Error::PayloadTooLarge);
         }
         let Some(body) = self.body.take() else {
             return Ok(Bytes::new());

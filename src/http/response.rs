@@ -75,10 +75,10 @@ pub fn error(e: &Error) -> Resp {
         Error::Unavailable => Some(5),
         _ => None,
     };
-    if let Some(s) = retry {
-        if let Ok(v) = HeaderValue::from_str(&s.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
+    if let Some(s) = retry
+        && let Ok(v) = HeaderValue::from_str(&s.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
 }

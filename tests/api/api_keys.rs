@@ -1,0 +1,297 @@
+//! API keys and forward auth.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+async fn create(s: &TestServer, t: &str, body: Value) -> (String, String) {
+    let (st, v) = s.post("/api/v1/users/me/api-keys", Some(t), body).await;
+    assert_eq!(st, 201, "{v}");
+    (
+        v["data"]["key"].as_str().unwrap().to_owned(),
+        v["data"]["id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_use_list_revoke_delete() {
+    let s = TestServer::start().await;
+    let (t, uid) = s.register("Kay", "kay@example.com").await;
+    let (st, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "mailer"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let d = &v["data"];
+    let key = d["key"].as_str().unwrap().to_owned();
+    let id = d["id"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("posta_") && key.len() >= 6 + 43);
+    assert_eq!(d["prefix"], key[..10]);
+    assert_eq!(d["scopes"], json!(["send"]));
+    assert_eq!(d["expires_at"], Value::Null);
+    assert!(d["message"].is_string());
+
+    // Forward auth.
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-posta-user-id"], uid.as_str());
+    assert_eq!(r.headers()["x-posta-user-email"], "kay@example.com");
+    assert_eq!(r.headers()["x-posta-user-role"], "user");
+    assert_eq!(r.headers()["x-posta-auth"], "api_key");
+    assert_eq!(r.headers()["x-posta-scopes"], "send");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["data"],
+        json!({"user_id": uid, "email": "kay@example.com", "role": "user", "auth": "api_key", "scopes": ["send"]})
+    );
+    assert_eq!(
+        s.get("/api/v1/auth/verify?scope=send", Some(&key)).await.0,
+        200
+    );
+    let (st, v) = s.get("/api/v1/auth/verify?scope=read", Some(&key)).await;
+    assert_eq!((st, err_code(&v)), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+    // A JWT works on verify too.
+    let (st, v) = s.get("/api/v1/auth/verify", Some(&t)).await;
+    assert_eq!((st, &v["data"]["auth"]), (StatusCode::OK, &json!("jwt")));
+    assert_eq!(
+        s.get("/api/v1/auth/verify", Some("posta_notakey")).await.0,
+        401
+    );
+    assert_eq!(s.get("/api/v1/auth/verify", None).await.0, 401);
+
+    // Listed without the secret; last_used_at is tracked.
+    let (st, v) = s
+        .get("/api/v1/users/me/api-keys?page=0&size=10", Some(&t))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["pageable"]["total_elements"], 1);
+    assert_eq!(v["pageable"]["current_page"], 1);
+    let item = &v["data"][0];
+    assert_eq!(item["id"], id.as_str());
+    assert_eq!(item["key_prefix"], key[..10]);
+    assert_eq!(item["revoked"], false);
+    assert!(item["last_used_at"].is_string());
+    assert!(!v.to_string().contains(&key[10..]), "secret never listed");
+
+    // Delete refused while active; revoke then refused at once; then delete.
+    let (st, _) = s
+        .delete(&format!("/api/v1/users/me/api-keys/{id}"), Some(&t))
+        .await;
+    assert_eq!(st, 400);
+    let (st, v) = s
+        .req(
+            Method::PUT,
+            &format!("/api/v1/users/me/api-keys/{id}/revoke"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["revoked"], true);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 401);
+    let (st, _) = s
+        .delete(&format!("/api/v1/users/me/api-keys/{id}"), Some(&t))
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get("/api/v1/users/me/api-keys", Some(&t)).await;
+    assert_eq!(v["pageable"]["total_elements"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_expiry_and_ownership() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Lou", "lou@example.com").await;
+    let (other, _) = s.register("Max", "max@example.com").await;
+    for bad in [
+        json!({"name": "x", "scopes": ["root"]}),
+        json!({"name": "x", "allowed_ips": ["not-an-ip"]}),
+        json!({"name": "x", "allowed_ips": ["10.0.0.0/33"]}),
+        json!({"name": ""}),
+        json!({"name": "x", "extra": 1}),
+    ] {
+        let (st, v) = s
+            .post("/api/v1/users/me/api-keys", Some(&t), bad.clone())
+            .await;
+        assert_eq!(st, 400, "{bad}: {v}");
+    }
+    let (key, id) = create(
+        &s,
+        &t,
+        json!({"name": "short", "expires_in_days": 1, "scopes": ["read", "send"]}),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/auth/verify?scope=read", Some(&key)).await.0,
+        200
+    );
+    // Another user's key id is a 404.
+    let (st, _) = s
+        .req(
+            Method::PUT,
+            &format!("/api/v1/users/me/api-keys/{id}/revoke"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (st, _) = s
+        .delete(&format!("/api/v1/users/me/api-keys/{id}"), Some(&other))
+        .await;
+    assert_eq!(st, 404);
+    // Expiry, then deletion of an expired key is allowed.
+    s.clock.advance(86_400 + 1);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 401);
+    let t = s.login("lou@example.com", PASSWORD).await; // the session expired too
+    let (st, _) = s
+        .delete(&format!("/api/v1/users/me/api-keys/{id}"), Some(&t))
+        .await;
+    assert_eq!(st, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_manage_accounts() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (key, _) = create(&s, &admin, json!({"name": "admin-key", "scopes": ["*"]})).await;
+    for (m, p) in [
+        (Method::GET, "/api/v1/users/me"),
+        (Method::GET, "/api/v1/users/me/api-keys"),
+        (Method::POST, "/api/v1/users/me/api-keys"),
+        (Method::GET, "/api/v1/admin/users"),
+        (Method::GET, "/api/v1/admin/settings"),
+    ] {
+        let (st, v) = s
+            .req(m.clone(), p, Some(&key), Some(json!({"name": "x"})))
+            .await;
+        assert_eq!(
+            (st, err_code(&v)),
+            (StatusCode::FORBIDDEN, "FORBIDDEN"),
+            "{m} {p}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_list_and_disabled_user() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (t, uid) = s.register("Ned", "ned@example.com").await;
+    let (far, _) = create(
+        &s,
+        &t,
+        json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
+    )
+    .await;
+    let (near, _) = create(
+        &s,
+        &t,
+        json!({"name": "near", "allowed_ips": ["203.0.113.0/24", "127.0.0.1", "::1/128"]}),
+    )
+    .await;
+    let (st, v) = s.get("/api/v1/auth/verify", Some(&far)).await;
+    assert_eq!((st, err_code(&v)), (StatusCode::FORBIDDEN, "FORBIDDEN"));
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&near)).await.0, 200);
+    // X-Forwarded-For from an untrusted peer is ignored.
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&far)
+        .header("x-forwarded-for", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Disabling the user kills its keys at once.
+    let (st, _) = s
+        .put(
+            &format!("/api/v1/admin/users/{uid}"),
+            Some(&admin),
+            json!({"active": false}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&near)).await.0, 401);
+    assert_eq!(s.get("/api/v1/users/me", Some(&t)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_honoured_from_trusted_proxy() {
+    let s = TestServer::start_with(|c| c.trusted_proxies = "127.0.0.1/32".into()).await;
+    let (t, _) = s.register("Oli", "oli@example.com").await;
+    let (far, _) = create(
+        &s,
+        &t,
+        json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
+    )
+    .await;
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&far)).await.0, 403);
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&far)
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "right-most untrusted address is the client"
+    );
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&far)
+        .header("x-forwarded-for", "203.0.113.7, 198.51.100.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a spoofed left-most entry does not help");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_sees_and_deletes_all_keys() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (t, _) = s.register("Pia", "pia@example.com").await;
+    let (key, id) = create(&s, &t, json!({"name": "pia-key"})).await;
+    let (st, v) = s.get("/api/v1/admin/api-keys", Some(&admin)).await;
+    assert_eq!(st, 200);
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["id"] == id.as_str())
+    );
+    assert_eq!(s.get("/api/v1/admin/api-keys", Some(&t)).await.0, 403);
+    let (st, _) = s
+        .delete(&format!("/api/v1/admin/api-keys/{id}"), Some(&admin))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_used_is_flushed_and_survives_restart() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Quin", "quin@example.com").await;
+    let (key, _) = create(&s, &t, json!({"name": "k"})).await;
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 200);
+    let (dir, clock) = s.stop().await; // shutdown flushes
+    let cfg = test_config(dir.path());
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let t = s.login("quin@example.com", PASSWORD).await;
+    let (_, v) = s.get("/api/v1/users/me/api-keys", Some(&t)).await;
+    assert!(v["data"][0]["last_used_at"].is_string(), "{v}");
+}

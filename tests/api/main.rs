@@ -1,0 +1,9 @@
+//! One integration test binary (links once): the real server over real HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod admin;
+mod api_keys;
+mod common;
+mod mfa;
+mod skeleton;

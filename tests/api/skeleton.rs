@@ -1,0 +1,269 @@
+//! Health, envelope, limits, configuration, store locking/corruption, restart, signals.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_info() {
+    let s = TestServer::start().await;
+    for p in ["/api/v1/healthz", "/healthz"] {
+        let (st, v) = s.get(p, None).await;
+        assert_eq!(st, 200);
+        assert_eq!(v["success"], true);
+        assert_eq!(v["data"]["status"], "ok");
+        assert!(v["data"]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    for p in ["/api/v1/readyz", "/readyz"] {
+        let (st, v) = s.get(p, None).await;
+        assert_eq!(st, 200);
+        assert_eq!(
+            v["data"],
+            json!({"status": "ok", "checks": {"database": "ok"}})
+        );
+    }
+    let (st, v) = s.get("/api/v1/info", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(v["data"]["name"], "posta");
+    assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["data"]["commit"].is_string());
+    let r = s
+        .client
+        .get(format!("{}/api/v1/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(r.headers()["content-type"], "application/json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_can_require_a_token() {
+    let s = TestServer::start_with(|c| c.info_public = false).await;
+    let (st, v) = s.get("/api/v1/info", None).await;
+    assert_eq!(
+        (st, err_code(&v)),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+    let t = s.admin().await;
+    assert_eq!(s.get("/api/v1/info", Some(&t)).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_envelopes() {
+    let s = TestServer::start().await;
+    let (st, v) = s.get("/nope", None).await;
+    assert_eq!((st, err_code(&v)), (StatusCode::NOT_FOUND, "NOT_FOUND"));
+    assert_eq!(v["data"], Value::Null);
+    let (st, v) = s.get("/api/v1/auth/login", None).await;
+    assert_eq!(
+        (st, err_code(&v)),
+        (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED")
+    );
+    // Malformed JSON.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(err_code(&r.json().await.unwrap()), "BAD_REQUEST");
+    // Wrong content type.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(err_code(&r.json().await.unwrap()), "UNSUPPORTED_MEDIA_TYPE");
+    // Oversized body, announced and streamed.
+    let big = format!(
+        "{{\"email\":\"{}\",\"password\":\"x\"}}",
+        "a".repeat(70 * 1024)
+    );
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(err_code(&r.json().await.unwrap()), "PAYLOAD_TOO_LARGE");
+    // Chunked (no Content-Length): the cap is enforced while reading. Raw TCP, so the whole
+    // body is written before the answer is read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(s.url.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let mut raw = b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for chunk in big.as_bytes().chunks(4096) {
+        raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        raw.extend_from_slice(chunk);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    tcp.write_all(&raw).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tcp.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(head.contains("PAYLOAD_TOO_LARGE"));
+    // Missing token.
+    let (st, v) = s.get("/api/v1/users/me", None).await;
+    assert_eq!(
+        (st, err_code(&v)),
+        (StatusCode::UNAUTHORIZED, "UNAUTHORIZED")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_users_and_sessions() {
+    let s = TestServer::start().await;
+    let (token, _) = s.register("Ada", "ada@example.com").await;
+    let (dir, clock) = s.stop().await;
+    let cfg = test_config(dir.path());
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let (st, v) = s.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["email"], "ada@example.com");
+    s.login("ada@example.com", PASSWORD).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_serves_layers_config_and_exits_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_file = dir.path().join("config.toml");
+    std::fs::write(
+        &cfg_file,
+        "port = 1\nregistration_enabled = true\nlog_format = \"json\"\n",
+    )
+    .unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.arg("--config")
+        .arg(&cfg_file)
+        .env("POSTA_REGISTRATION_ENABLED", "false");
+    let mut b = Binary::spawn(cmd);
+    b.ready().await;
+    // env (port 0, registration off) overrides the file (port 1, registration on).
+    assert!(!b.addr.ends_with(":1"));
+    let v: Value = reqwest::get(format!("{}/api/v1/auth/registration-status", b.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["registration_enabled"], false);
+    // A second instance on the same data dir is refused with a clear message.
+    let out = posta_cmd(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked by another running posta"), "{err}");
+    // healthcheck subcommand against the running server.
+    let port = b.addr.rsplit(':').next().unwrap().to_owned();
+    let out = posta_cmd(dir.path())
+        .env("POSTA_PORT", &port)
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    b.signal(15);
+    let status = b.wait_exit(15).await;
+    assert!(status.success(), "exit {status:?}");
+    // After a clean stop the file opens again.
+    let out = posta_cmd(dir.path())
+        .args(["admin", "list-users"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(ADMIN_EMAIL));
+}
+
+#[test]
+fn bad_config_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = posta_cmd(dir.path())
+        .env("POSTA_PORT", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(err.contains("\"port\""), "{err}");
+    let out = posta_cmd(dir.path())
+        .env("POSTA_TLS_CERT", "/nonexistent/cert.pem")
+        .env("POSTA_TLS_KEY", "/nonexistent/key.pem")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tls_cert"));
+    let toml = dir.path().join("bad.toml");
+    std::fs::write(&toml, "prot = 9000\n").unwrap();
+    let out = posta_cmd(dir.path())
+        .arg("--config")
+        .arg(&toml)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("prot"));
+}
+
+#[test]
+fn check_config_masks_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = posta_cmd(dir.path())
+        .env("POSTA_JWT_SECRET", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-xx")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("jwt_secret = \"********\""), "{text}");
+    assert!(!text.contains("s3cr3t"));
+    assert!(!text.contains(ADMIN_PASSWORD));
+}
+
+#[test]
+fn corrupt_store_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage: Vec<u8> = (0..64 * 1024u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(db_path(dir.path()), &garbage).unwrap();
+    let out = posta_cmd(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("corrupt or not a posta database"), "{err}");
+    assert_eq!(
+        std::fs::read(db_path(dir.path())).unwrap(),
+        garbage,
+        "file untouched"
+    );
+}
+
+#[test]
+fn version_prints_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = posta_cmd(dir.path()).arg("version").output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.starts_with(&format!("posta {} (commit ", env!("CARGO_PKG_VERSION"))),
+        "{s}"
+    );
+}
