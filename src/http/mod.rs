@@ -37,6 +37,7 @@ pub async fn handle(
     let started = Instant::now();
     let rid = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
+    let http1 = req.version() <= http::Version::HTTP_11;
     // The query is never logged: OAuth callbacks carry codes there.
     let path = req.uri().path().to_owned();
     let origin = req
@@ -59,6 +60,11 @@ pub async fn handle(
         Err(e) => (response::error(&e), Some(e)),
     };
     finish_headers(&mut resp, rid, tls, allowed_origin.as_deref());
+    if http1 && matches!(err, Some(Error::PayloadTooLarge)) {
+        // The unread body makes the connection unusable: tell the client not to reuse it.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = resp.status().as_u16();
     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     match &err {
