@@ -165,3 +165,95 @@ impl Default for Settings {
         }
     }
 }
+
+/// Kind of identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Google (endpoints filled in).
+    Google,
+    /// Any OpenID Connect provider (discovery) or plain OAuth 2.0 (explicit endpoints).
+    Oidc,
+}
+
+impl ProviderKind {
+    /// Wire name.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Google => "google",
+            ProviderKind::Oidc => "oidc",
+        }
+    }
+}
+
+/// An identity provider configured by an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthProvider {
+    /// Identifier.
+    pub id: Uuid,
+    /// Display name ("Sign in with …").
+    pub name: String,
+    /// URL-safe unique name used in paths.
+    pub slug: String,
+    /// Google or generic.
+    pub kind: ProviderKind,
+    /// OAuth client id.
+    pub client_id: String,
+    /// Client secret sealed with the instance key (none for public clients).
+    pub client_secret_sealed: Option<Vec<u8>>,
+    /// OIDC issuer (discovery).
+    pub issuer: Option<String>,
+    /// Explicit authorization endpoint (overrides discovery).
+    pub auth_url: Option<String>,
+    /// Explicit token endpoint.
+    pub token_url: Option<String>,
+    /// Explicit userinfo endpoint.
+    pub userinfo_url: Option<String>,
+    /// Requested scopes, space separated.
+    pub scopes: String,
+    /// Create accounts for new verified emails.
+    pub auto_register: bool,
+    /// Email domains allowed to sign in through this provider; empty means any.
+    pub allowed_domains: Vec<String>,
+    /// Shown and usable.
+    pub enabled: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A user's link to an identity-provider account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthLink {
+    /// Provider.
+    pub provider_id: Uuid,
+    /// The provider's subject identifier.
+    pub subject: String,
+    /// Linked user.
+    pub user_id: Uuid,
+    /// Email the provider asserted when linked.
+    pub email: String,
+    /// Link time.
+    pub created_at: i64,
+    /// Last sign-in through it.
+    pub last_used_at: Option<i64>,
+}
+
+/// A pending authorization: what the callback needs to finish it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthState {
+    /// Provider the flow was started for.
+    pub provider_id: Uuid,
+    /// PKCE verifier (sealed).
+    pub pkce_verifier_sealed: Vec<u8>,
+    /// Expected ID-token nonce.
+    pub nonce: String,
+    /// SHA-256 of the browser-binding cookie.
+    pub binding: [u8; 32],
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry (10 minutes).
+    pub expires_at: i64,
+}

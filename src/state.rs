@@ -48,6 +48,10 @@ pub struct Inner {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Allowed CORS origins.
     pub cors_origins: Vec<String>,
+    /// Cached OIDC discovery documents.
+    pub oidc_cache: crate::domain::oidc::DiscoveryCache,
+    /// HTTP client for identity providers.
+    pub http: reqwest::Client,
 }
 
 impl std::ops::Deref for AppState {
@@ -88,6 +92,8 @@ impl AppState {
             key_usage: KeyUsage::default(),
             trusted_proxies,
             cors_origins,
+            oidc_cache: crate::domain::oidc::DiscoveryCache::default(),
+            http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,
             cfg,
         })))

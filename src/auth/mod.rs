@@ -6,5 +6,6 @@
 pub mod api_key;
 pub mod crypto;
 pub mod jwt;
+pub mod oidc;
 pub mod password;
 pub mod totp;

@@ -160,6 +160,9 @@ pub async fn delete_user(
             for k in store::api_key::list_of(tx, id)? {
                 store::api_key::remove(tx, &k)?;
             }
+            for l in store::oauth::links_of(tx, id)? {
+                store::oauth::remove_link(tx, &l)?;
+            }
             store::user::remove(tx, &u)?;
             let mut ev = audit::event("user.deleted", Some(aid), Some(id), Some(&cl));
             ev.email = Some(&u.email);

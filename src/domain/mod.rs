@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_key;
 pub mod audit;
 pub mod mfa;
+pub mod oidc;
 pub mod session;
 pub mod throttle;
 pub mod user;

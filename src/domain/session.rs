@@ -378,11 +378,13 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
         .await
 }
 
-/// Delete expired sessions (background task).
+/// Delete expired sessions and abandoned SSO states (background task).
 pub async fn prune(state: &AppState) -> Result<usize> {
     let now = state.now();
     state
         .store
-        .write(move |tx| store::session::prune_expired(tx, now))
+        .write(move |tx| {
+            Ok(store::session::prune_expired(tx, now)? + store::oauth::prune_states(tx, now)?)
+        })
         .await
 }

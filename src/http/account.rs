@@ -45,6 +45,14 @@ struct CreateApiKey {
     scopes: Option<Vec<String>>,
 }
 
+fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<ProfileView> {
+    let slugs: Vec<String> = crate::domain::oidc::links(state, c)?
+        .into_iter()
+        .filter_map(|(_, p)| p.map(|p| p.slug))
+        .collect();
+    Ok(ProfileView::new(u, &slugs))
+}
+
 fn message(m: &str) -> Resp {
     response::ok(StatusCode::OK, &json!({"message": m}))
 }
@@ -53,11 +61,11 @@ fn message(m: &str) -> Resp {
 pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
     let client = req.client.clone();
     match route {
-        Route::Me => Ok(response::ok(StatusCode::OK, &ProfileView::from(&c.user))),
+        Route::Me => Ok(response::ok(StatusCode::OK, &profile(state, c, &c.user)?)),
         Route::UpdateMe => {
             let b: UpdateMe = req.json().await?;
             let u = user::update_profile(state, c, &b.name).await?;
-            Ok(response::ok(StatusCode::OK, &ProfileView::from(&u)))
+            Ok(response::ok(StatusCode::OK, &profile(state, c, &u)?))
         }
         Route::ChangePassword => {
             let b: ChangePassword = req.json().await?;

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod auth;
+mod oauth;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -183,7 +184,12 @@ async fn dispatch(
     caller: Option<Caller>,
 ) -> Result<Resp> {
     let Some(c) = caller else {
-        return auth::public(state, route, req).await;
+        return match route {
+            Route::OauthProviders | Route::OauthAuthorize(_) | Route::OauthCallback(_) => {
+                oauth::public(state, route, req).await
+            }
+            other => auth::public(state, other, req).await,
+        };
     };
     match route {
         Route::Verify | Route::Info => auth::verify(state, route, req, &c),
@@ -198,6 +204,12 @@ async fn dispatch(
         | Route::AdminGetSettings
         | Route::AdminPutSettings
         | Route::AdminEvents => admin::handle(state, route, req, &c).await,
+        Route::MyOauthLinks
+        | Route::UnlinkOauth(_)
+        | Route::AdminListProviders
+        | Route::AdminCreateProvider
+        | Route::AdminUpdateProvider(_)
+        | Route::AdminDeleteProvider(_) => oauth::authenticated(state, route, req, &c).await,
         other => account::handle(state, other, req, &c).await,
     }
 }

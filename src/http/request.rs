@@ -101,6 +101,20 @@ impl Req {
         Ok((page, size))
     }
 
+    /// A cookie's value.
+    #[must_use]
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_owned())
+    }
+
     /// The bearer credential, if any.
     #[must_use]
     pub fn bearer(&self) -> Option<&str> {

@@ -83,6 +83,23 @@ pub fn error(e: &Error) -> Resp {
     r
 }
 
+/// A 302 to `location`.
+pub fn redirect(location: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Append a `Set-Cookie` header.
+pub fn set_cookie(r: &mut Resp, cookie: &str) {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
 /// A bare status with an empty JSON success body (preflight and the like).
 pub fn empty(status: StatusCode) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));

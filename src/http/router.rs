@@ -55,6 +55,15 @@ pub enum Route {
     AdminGetSettings,
     AdminPutSettings,
     AdminEvents,
+    OauthProviders,
+    OauthAuthorize(String),
+    OauthCallback(Option<String>),
+    MyOauthLinks,
+    UnlinkOauth(Uuid),
+    AdminListProviders,
+    AdminCreateProvider,
+    AdminUpdateProvider(Uuid),
+    AdminDeleteProvider(Uuid),
 }
 
 fn id(s: &str) -> Result<Uuid> {
@@ -127,6 +136,23 @@ impl Route {
                 methods!(m, GET => Route::AdminGetSettings, PUT => Route::AdminPutSettings)
             }
             ["admin", "events"] => methods!(m, GET => Route::AdminEvents),
+            ["auth", "oauth", "providers"] => methods!(m, GET => Route::OauthProviders),
+            ["auth", "oauth", "callback"] => methods!(m, GET => Route::OauthCallback(None)),
+            ["auth", "oauth", slug, "authorize"] => {
+                methods!(m, GET => Route::OauthAuthorize((*slug).to_owned()))
+            }
+            ["auth", "oauth", slug, "callback"] => {
+                methods!(m, GET => Route::OauthCallback(Some((*slug).to_owned())))
+            }
+            ["users", "me", "oauth"] => methods!(m, GET => Route::MyOauthLinks),
+            ["users", "me", "oauth", p] => methods!(m, DELETE => Route::UnlinkOauth(id(p)?)),
+            ["admin", "oauth", "providers"] => {
+                methods!(m, GET => Route::AdminListProviders, POST => Route::AdminCreateProvider)
+            }
+            ["admin", "oauth", "providers", p] => methods!(m,
+                PUT => Route::AdminUpdateProvider(id(p)?),
+                DELETE => Route::AdminDeleteProvider(id(p)?),
+            ),
             _ => Err(Error::NotFound("route")),
         }
     }
@@ -136,11 +162,12 @@ impl Route {
     pub fn access(&self) -> Access {
         use Route::*;
         match self {
-            Healthz | Readyz | Info | Login | Register | RegistrationStatus => Access::Public,
+            Healthz | Readyz | Info | Login | Register | RegistrationStatus | OauthProviders
+            | OauthAuthorize(_) | OauthCallback(_) => Access::Public,
             Verify => Access::Any,
             Me | UpdateMe | ChangePassword | MfaSetup | MfaVerify | MfaDisable | ListSessions
             | RevokeSession(_) | RevokeOtherSessions | Logout | CreateApiKey | ListApiKeys
-            | RevokeApiKey(_) | DeleteApiKey(_) => Access::Session,
+            | RevokeApiKey(_) | DeleteApiKey(_) | MyOauthLinks | UnlinkOauth(_) => Access::Session,
             AdminCreateUser
             | AdminListUsers
             | AdminUpdateUser(_)
@@ -151,7 +178,11 @@ impl Route {
             | AdminDeleteApiKey(_)
             | AdminGetSettings
             | AdminPutSettings
-            | AdminEvents => Access::Admin,
+            | AdminEvents
+            | AdminListProviders
+            | AdminCreateProvider
+            | AdminUpdateProvider(_)
+            | AdminDeleteProvider(_) => Access::Admin,
         }
     }
 
@@ -201,6 +232,15 @@ impl Route {
             AdminGetSettings => "admin_get_settings",
             AdminPutSettings => "admin_put_settings",
             AdminEvents => "admin_events",
+            OauthProviders => "oauth_providers",
+            OauthAuthorize(_) => "oauth_authorize",
+            OauthCallback(_) => "oauth_callback",
+            MyOauthLinks => "my_oauth_links",
+            UnlinkOauth(_) => "unlink_oauth",
+            AdminListProviders => "admin_list_providers",
+            AdminCreateProvider => "admin_create_provider",
+            AdminUpdateProvider(_) => "admin_update_provider",
+            AdminDeleteProvider(_) => "admin_delete_provider",
         }
     }
 }

@@ -40,18 +40,21 @@ impl From<&User> for UserView {
 pub struct ProfileView {
     #[serde(flatten)]
     user: UserView,
-    auth_methods: Vec<&'static str>,
+    auth_methods: Vec<String>,
 }
 
-impl From<&User> for ProfileView {
-    fn from(u: &User) -> Self {
+impl ProfileView {
+    /// The profile of `u`, whose identity-provider links have the given slugs.
+    #[must_use]
+    pub fn new(u: &User, sso: &[String]) -> Self {
         let mut auth_methods = Vec::new();
         if u.password_hash.is_some() {
-            auth_methods.push("password");
+            auth_methods.push("password".to_owned());
         }
         if u.totp.is_some() {
-            auth_methods.push("totp");
+            auth_methods.push("totp".to_owned());
         }
+        auth_methods.extend(sso.iter().map(|s| format!("oauth:{s}")));
         Self {
             user: u.into(),
             auth_methods,

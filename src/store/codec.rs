@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, Event, Session, Settings, User};
+use crate::model::{ApiKey, Event, OauthLink, OauthProvider, OauthState, Session, Settings, User};
 
 /// Largest value we will ever decode; guards against a corrupt length prefix.
 const LIMIT: usize = 1 << 20;
@@ -80,6 +80,28 @@ record!(
     Settings,
     encode_settings,
     decode_settings
+);
+
+record!(
+    ProviderRecord,
+    ProviderRecordRef,
+    OauthProvider,
+    encode_provider,
+    decode_provider
+);
+record!(
+    LinkRecord,
+    LinkRecordRef,
+    OauthLink,
+    encode_link,
+    decode_link
+);
+record!(
+    StateRecord,
+    StateRecordRef,
+    OauthState,
+    encode_state,
+    decode_state
 );
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::path::Path;
 use redb::ReadableTable;
 
 use super::tables::{
-    API_KEY_IDS, API_KEYS, EVENTS, META, SESSIONS, USER_API_KEYS, USER_SESSIONS, USERS,
-    USERS_BY_EMAIL,
+    API_KEY_IDS, API_KEYS, EVENTS, META, OAUTH_LINKS, OAUTH_PROVIDER_SLUGS, OAUTH_PROVIDERS,
+    OAUTH_STATES, SESSIONS, USER_API_KEYS, USER_OAUTH_LINKS, USER_SESSIONS, USERS, USERS_BY_EMAIL,
 };
 use super::{OpenError, Store, meta};
 use crate::error::{Error, Result};
@@ -105,7 +105,12 @@ pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
             API_KEYS,
             API_KEY_IDS,
             USER_API_KEYS,
-            EVENTS
+            EVENTS,
+            OAUTH_PROVIDERS,
+            OAUTH_PROVIDER_SLUGS,
+            OAUTH_LINKS,
+            USER_OAUTH_LINKS,
+            OAUTH_STATES
         );
         dst.commit()?;
         Ok(())

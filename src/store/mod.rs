@@ -9,6 +9,7 @@ pub mod audit;
 pub mod codec;
 pub mod meta;
 mod migrate;
+pub mod oauth;
 pub mod session;
 pub mod tables;
 pub mod user;

@@ -24,3 +24,17 @@ pub const USER_API_KEYS: TableDefinition<'_, (u128, u128), ()> =
     TableDefinition::new("user_api_keys_v1");
 /// `sequence → EventRecord`: the bounded audit log, oldest first.
 pub const EVENTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("events_v1");
+/// `provider id → OauthProviderRecord`.
+pub const OAUTH_PROVIDERS: TableDefinition<'_, u128, &[u8]> =
+    TableDefinition::new("oauth_providers_v1");
+/// `slug → provider id`: the slug uniqueness index.
+pub const OAUTH_PROVIDER_SLUGS: TableDefinition<'_, &str, u128> =
+    TableDefinition::new("oauth_provider_slugs_v1");
+/// `(provider id, subject) → OauthLinkRecord`: one point read at sign-in.
+pub const OAUTH_LINKS: TableDefinition<'_, (u128, &str), &[u8]> =
+    TableDefinition::new("oauth_links_v1");
+/// `(user id, provider id) → subject`: a user's links.
+pub const USER_OAUTH_LINKS: TableDefinition<'_, (u128, u128), &str> =
+    TableDefinition::new("user_oauth_links_v1");
+/// `state → OauthStateRecord`: pending authorizations (single use, 10 minutes).
+pub const OAUTH_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("oauth_states_v1");

@@ -57,8 +57,25 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir, cfg: Config, clock: Arc<ManualClock>) -> Self {
+        Self::start_bound(dir, cfg, clock, |_, _| {}).await
+    }
+
+    /// Like `start_with`, but `f` also receives the server's own URL (for `web_url`).
+    pub async fn start_with_url(f: impl FnOnce(&mut Config, &str)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = test_config(dir.path());
+        Self::start_bound(dir, cfg, ManualClock::new(SystemClock.now()), f).await
+    }
+
+    async fn start_bound(
+        dir: TempDir,
+        mut cfg: Config,
+        clock: Arc<ManualClock>,
+        f: impl FnOnce(&mut Config, &str),
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        f(&mut cfg, &format!("http://{addr}"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let c: Arc<dyn Clock> = clock.clone();
         let task = tokio::spawn(async move {

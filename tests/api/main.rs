@@ -5,5 +5,7 @@ mod accounts;
 mod admin;
 mod api_keys;
 mod common;
+mod idp;
 mod mfa;
 mod skeleton;
+mod sso;

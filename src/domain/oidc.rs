@@ -1,0 +1,724 @@
+//! Single sign-on: provider administration, the authorization-code flow with PKCE, state
+//! and nonce, account resolution (link, verified-email match, auto-registration), unlinking.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use openidconnect::core::CoreProviderMetadata;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::auth::oidc::{self as mech, ClientConfig, Endpoints, Identity, OidcError};
+use crate::error::{Error, Result};
+use crate::model::{OauthLink, OauthProvider, OauthState, ProviderKind, Role, User};
+use crate::state::AppState;
+use crate::store;
+
+use super::session::{SignedIn, open_session};
+use super::{Caller, ClientInfo, audit, user};
+
+/// Lifetime of a pending authorization.
+pub const STATE_TTL: i64 = 600;
+/// How long discovery documents and JWKS are reused.
+const DISCOVERY_TTL: i64 = 3600;
+
+/// Discovery documents per provider, so a login does not fetch them.
+#[derive(Default)]
+pub struct DiscoveryCache(Mutex<HashMap<Uuid, (i64, CoreProviderMetadata)>>);
+
+impl DiscoveryCache {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, (i64, CoreProviderMetadata)>) -> T) -> T {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+    /// Forget a provider's documents (after an edit, or an unknown signing key).
+    pub fn forget(&self, id: Uuid) {
+        self.with(|m| m.remove(&id));
+    }
+}
+
+/// Why an SSO callback failed; `code()` is what the dashboard receives.
+#[derive(Debug, thiserror::Error)]
+pub enum SsoError {
+    /// State missing, reused, expired, or not bound to this browser.
+    #[error("invalid or expired sign-in attempt")]
+    InvalidState,
+    /// The provider refused or the code exchange failed.
+    #[error("could not complete sign-in with the identity provider")]
+    ExchangeFailed,
+    /// The provider did not verify the email.
+    #[error("the identity provider did not verify this email")]
+    EmailNotVerified,
+    /// The email domain is not allowed for this provider.
+    #[error("this email domain is not allowed")]
+    DomainNotAllowed,
+    /// No account and auto-registration is off.
+    #[error("no account for this identity and sign-up is disabled")]
+    RegistrationDisabled,
+    /// The account is disabled.
+    #[error("account disabled")]
+    AccountDisabled,
+    /// The provider reported an error or is misconfigured.
+    #[error("identity provider error")]
+    ProviderError,
+    /// Internal failure.
+    #[error(transparent)]
+    Internal(#[from] Error),
+}
+
+impl SsoError {
+    /// Stable code for `?error=`.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            SsoError::InvalidState => "invalid_state",
+            SsoError::ExchangeFailed => "exchange_failed",
+            SsoError::EmailNotVerified => "email_not_verified",
+            SsoError::DomainNotAllowed => "domain_not_allowed",
+            SsoError::RegistrationDisabled => "registration_disabled",
+            SsoError::AccountDisabled => "account_disabled",
+            SsoError::ProviderError => "provider_error",
+            SsoError::Internal(_) => "server_error",
+        }
+    }
+}
+
+/// Admin input for a provider (create: all required fields; update: any subset).
+#[derive(Debug, Default, Clone)]
+pub struct ProviderInput {
+    /// Display name.
+    pub name: Option<String>,
+    /// Slug.
+    pub slug: Option<String>,
+    /// `google` or `oidc`.
+    pub kind: Option<String>,
+    /// Client id.
+    pub client_id: Option<String>,
+    /// Client secret (write-only; empty keeps the stored one on update).
+    pub client_secret: Option<String>,
+    /// Issuer.
+    pub issuer: Option<String>,
+    /// Authorization endpoint.
+    pub auth_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: Option<String>,
+    /// Userinfo endpoint.
+    pub userinfo_url: Option<String>,
+    /// Scopes.
+    pub scopes: Option<String>,
+    /// Auto-register.
+    pub auto_register: Option<bool>,
+    /// Allowed domains.
+    pub allowed_domains: Option<Vec<String>>,
+    /// Enabled.
+    pub enabled: Option<bool>,
+}
+
+fn valid_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
+    let Some(v) = v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let u =
+        openidconnect::url::Url::parse(&v).map_err(|_| Error::invalid(field, "is not a URL"))?;
+    if !matches!(u.scheme(), "https" | "http") {
+        return Err(Error::invalid(field, "must be an http(s) URL"));
+    }
+    Ok(Some(v.trim_end_matches('/').to_owned()))
+}
+
+fn apply(p: &mut OauthProvider, i: ProviderInput, state: &AppState) -> Result<()> {
+    if let Some(n) = i.name {
+        p.name = user::valid_name(&n)
+            .map_err(|_| Error::invalid("name", "is required (1-100 characters)"))?;
+    }
+    if let Some(s) = i.slug {
+        let s = s.trim().to_lowercase();
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if !ok {
+            return Err(Error::invalid(
+                "slug",
+                "must be 1-63 characters of a-z, 0-9 and -",
+            ));
+        }
+        p.slug = s;
+    }
+    if let Some(k) = i.kind {
+        p.kind = match k.as_str() {
+            "google" => ProviderKind::Google,
+            "oidc" => ProviderKind::Oidc,
+            _ => return Err(Error::invalid("type", "must be \"google\" or \"oidc\"")),
+        };
+    }
+    if let Some(c) = i.client_id {
+        if c.trim().is_empty() {
+            return Err(Error::invalid("client_id", "is required"));
+        }
+        p.client_id = c.trim().to_owned();
+    }
+    if let Some(s) = i.client_secret.filter(|s| !s.is_empty()) {
+        p.client_secret_sealed = Some(state.sealer.seal(s.as_bytes(), &secret_aad(p.id))?);
+    }
+    if i.issuer.is_some() {
+        p.issuer = valid_url("issuer", i.issuer)?;
+    }
+    if i.auth_url.is_some() {
+        p.auth_url = valid_url("auth_url", i.auth_url)?;
+    }
+    if i.token_url.is_some() {
+        p.token_url = valid_url("token_url", i.token_url)?;
+    }
+    if i.userinfo_url.is_some() {
+        p.userinfo_url = valid_url("userinfo_url", i.userinfo_url)?;
+    }
+    if let Some(s) = i.scopes {
+        let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        p.scopes = if s.is_empty() {
+            "openid email profile".into()
+        } else {
+            s
+        };
+    }
+    if let Some(a) = i.auto_register {
+        p.auto_register = a;
+    }
+    if let Some(d) = i.allowed_domains {
+        let mut out = Vec::new();
+        for x in d.iter().flat_map(|x| crate::config::split_list(x)) {
+            let dom = idna::domain_to_ascii(x.trim_start_matches('@'))
+                .ok()
+                .filter(|d| d.contains('.'))
+                .ok_or_else(|| {
+                    Error::invalid("allowed_domains", format!("{x:?} is not a domain"))
+                })?;
+            out.push(dom);
+        }
+        p.allowed_domains = out;
+    }
+    if let Some(e) = i.enabled {
+        p.enabled = e;
+    }
+    if p.kind == ProviderKind::Oidc
+        && p.issuer.is_none()
+        && (p.auth_url.is_none() || p.token_url.is_none() || p.userinfo_url.is_none())
+    {
+        return Err(Error::invalid(
+            "issuer",
+            "is required for type oidc (or give auth_url, token_url and userinfo_url)",
+        ));
+    }
+    Ok(())
+}
+
+fn secret_aad(id: Uuid) -> Vec<u8> {
+    format!("oauth-client-secret:{id}").into_bytes()
+}
+
+/// Create a provider.
+pub async fn create_provider(
+    state: &AppState,
+    actor: &Caller,
+    i: ProviderInput,
+    client: &ClientInfo,
+) -> Result<OauthProvider> {
+    for (f, v) in [
+        ("name", &i.name),
+        ("slug", &i.slug),
+        ("type", &i.kind),
+        ("client_id", &i.client_id),
+    ] {
+        if v.as_deref().is_none_or(|s| s.trim().is_empty()) {
+            return Err(Error::invalid(f, "is required"));
+        }
+    }
+    let now = state.now();
+    let mut p = OauthProvider {
+        id: Uuid::new_v4(),
+        name: String::new(),
+        slug: String::new(),
+        kind: ProviderKind::Oidc,
+        client_id: String::new(),
+        client_secret_sealed: None,
+        issuer: None,
+        auth_url: None,
+        token_url: None,
+        userinfo_url: None,
+        scopes: "openid email profile".into(),
+        auto_register: true,
+        allowed_domains: Vec::new(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    apply(&mut p, i, state)?;
+    if p.kind == ProviderKind::Google && p.issuer.is_none() {
+        p.issuer = Some(mech::GOOGLE_ISSUER.into());
+    }
+    let (st, cl, aid, rec) = (state.clone(), client.clone(), actor.user.id, p.clone());
+    state
+        .store
+        .write(move |tx| {
+            store::oauth::put_provider(tx, &rec, None)?;
+            let mut ev = audit::event("oauth_provider.created", Some(aid), None, Some(&cl));
+            ev.detail = format!("{} ({})", rec.slug, rec.id);
+            ev.record(&st, tx, now)
+        })
+        .await?;
+    Ok(p)
+}
+
+/// Update a provider.
+pub async fn update_provider(
+    state: &AppState,
+    actor: &Caller,
+    id: Uuid,
+    i: ProviderInput,
+    client: &ClientInfo,
+) -> Result<OauthProvider> {
+    let now = state.now();
+    let mut p = state
+        .store
+        .read(|tx| store::oauth::provider(tx, id))?
+        .ok_or(Error::NotFound("provider"))?;
+    let old_slug = p.slug.clone();
+    apply(&mut p, i, state)?;
+    p.updated_at = now;
+    let (st, cl, aid, rec) = (state.clone(), client.clone(), actor.user.id, p.clone());
+    state
+        .store
+        .write(move |tx| {
+            store::oauth::provider(tx, id)?.ok_or(Error::NotFound("provider"))?;
+            store::oauth::put_provider(tx, &rec, Some(&old_slug))?;
+            let mut ev = audit::event("oauth_provider.updated", Some(aid), None, Some(&cl));
+            ev.detail = format!("{} ({})", rec.slug, rec.id);
+            ev.record(&st, tx, now)
+        })
+        .await?;
+    state.oidc_cache.forget(id);
+    Ok(p)
+}
+
+/// Delete a provider and its links.
+pub async fn delete_provider(
+    state: &AppState,
+    actor: &Caller,
+    id: Uuid,
+    client: &ClientInfo,
+) -> Result<()> {
+    let (st, cl, aid, now) = (state.clone(), client.clone(), actor.user.id, state.now());
+    state
+        .store
+        .write(move |tx| {
+            let p = store::oauth::provider(tx, id)?.ok_or(Error::NotFound("provider"))?;
+            store::oauth::remove_provider(tx, &p)?;
+            let mut ev = audit::event("oauth_provider.deleted", Some(aid), None, Some(&cl));
+            ev.detail = format!("{} ({})", p.slug, p.id);
+            ev.record(&st, tx, now)
+        })
+        .await?;
+    state.oidc_cache.forget(id);
+    Ok(())
+}
+
+/// All providers (admin).
+pub fn list_providers(state: &AppState) -> Result<Vec<OauthProvider>> {
+    let mut v = state.store.read(store::oauth::providers)?;
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(v)
+}
+
+/// Enabled providers (public login page).
+pub fn enabled_providers(state: &AppState) -> Result<Vec<OauthProvider>> {
+    Ok(list_providers(state)?
+        .into_iter()
+        .filter(|p| p.enabled)
+        .collect())
+}
+
+fn redirect_uri(state: &AppState) -> Result<String> {
+    if let Some(u) = &state.cfg.oauth_callback_url {
+        return Ok(u.clone());
+    }
+    state
+        .cfg
+        .web_url
+        .as_ref()
+        .map(|w| format!("{w}/api/v1/auth/oauth/callback"))
+        .ok_or_else(|| {
+            Error::BadRequest(
+                "SSO needs POSTA_WEB_URL (or POSTA_OAUTH_CALLBACK_URL) to be configured".into(),
+            )
+        })
+}
+
+async fn endpoints(
+    state: &AppState,
+    p: &OauthProvider,
+    refresh: bool,
+) -> Result<Endpoints, OidcError> {
+    let mut ep = Endpoints {
+        metadata: None,
+        auth_url: p.auth_url.clone(),
+        token_url: p.token_url.clone(),
+        userinfo_url: p.userinfo_url.clone(),
+    };
+    let Some(issuer) = &p.issuer else {
+        return Ok(ep);
+    };
+    let now = state.now();
+    let cached = if refresh {
+        None
+    } else {
+        state.oidc_cache.with(|m| {
+            m.get(&p.id)
+                .filter(|(at, _)| now - at < DISCOVERY_TTL)
+                .map(|(_, meta)| meta.clone())
+        })
+    };
+    let meta = match cached {
+        Some(m) => m,
+        None => {
+            let m = mech::discover(&state.http, issuer).await?;
+            state.oidc_cache.with(|c| c.insert(p.id, (now, m.clone())));
+            m
+        }
+    };
+    ep.metadata = Some(meta);
+    Ok(ep)
+}
+
+fn client_config(state: &AppState, p: &OauthProvider) -> Result<ClientConfig> {
+    let secret = p
+        .client_secret_sealed
+        .as_ref()
+        .map(|s| state.sealer.open(s, &secret_aad(p.id)))
+        .transpose()?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    Ok(ClientConfig {
+        client_id: p.client_id.clone(),
+        client_secret: secret,
+        redirect_uri: redirect_uri(state)?,
+        scopes: p.scopes.split_whitespace().map(str::to_owned).collect(),
+    })
+}
+
+/// Start a flow: the provider URL and the browser-binding value to set as a cookie.
+pub async fn authorize(state: &AppState, slug: &str) -> Result<(String, String)> {
+    let p = state
+        .store
+        .read(|tx| store::oauth::provider_by_slug(tx, slug))?
+        .filter(|p| p.enabled)
+        .ok_or(Error::NotFound("provider"))?;
+    let cc = client_config(state, &p)?;
+    let ep = endpoints(state, &p, false).await.map_err(|e| {
+        tracing::warn!(provider = %p.slug, error = %e, "identity provider unreachable");
+        Error::Unavailable
+    })?;
+    let req = mech::authorize(&ep, &cc).map_err(|e| Error::BadRequest(e.to_string()))?;
+    let binding = crate::auth::api_key::generate()?.key;
+    let now = state.now();
+    let rec = OauthState {
+        provider_id: p.id,
+        pkce_verifier_sealed: state
+            .sealer
+            .seal(req.pkce_verifier.as_bytes(), req.state.as_bytes())?,
+        nonce: req.nonce,
+        binding: Sha256::digest(binding.as_bytes()).into(),
+        created_at: now,
+        expires_at: now + STATE_TTL,
+    };
+    let key = req.state.clone();
+    state
+        .store
+        .write(move |tx| store::oauth::put_state(tx, &key, &rec))
+        .await?;
+    Ok((req.url, binding))
+}
+
+/// Parameters of a callback.
+#[derive(Debug, Default)]
+pub struct Callback {
+    /// `slug` from the path, when the per-provider path was used.
+    pub slug: Option<String>,
+    /// `code`.
+    pub code: Option<String>,
+    /// `state`.
+    pub state: Option<String>,
+    /// `error` reported by the provider.
+    pub error: Option<String>,
+    /// The browser-binding cookie.
+    pub binding: Option<String>,
+}
+
+/// Finish a flow: validate, exchange, resolve the account, open a session.
+pub async fn callback(
+    state: &AppState,
+    cb: Callback,
+    client: &ClientInfo,
+) -> Result<SignedIn, SsoError> {
+    let now = state.now();
+    let st_param = cb
+        .state
+        .clone()
+        .filter(|s| !s.is_empty())
+        .ok_or(SsoError::InvalidState)?;
+    // Consume the state first (single use), whatever happens next.
+    let key = st_param.clone();
+    let pending = state
+        .store
+        .write(move |tx| store::oauth::take_state(tx, &key))
+        .await?
+        .ok_or(SsoError::InvalidState)?;
+    if pending.expires_at <= now {
+        return Err(SsoError::InvalidState);
+    }
+    let presented: [u8; 32] = Sha256::digest(cb.binding.unwrap_or_default().as_bytes()).into();
+    if !bool::from(presented.ct_eq(&pending.binding)) {
+        return Err(SsoError::InvalidState);
+    }
+    let p = state
+        .store
+        .read(|tx| store::oauth::provider(tx, pending.provider_id))?
+        .filter(|p| p.enabled)
+        .ok_or(SsoError::InvalidState)?;
+    if cb.slug.as_deref().is_some_and(|s| s != p.slug) {
+        return Err(SsoError::InvalidState);
+    }
+    if let Some(e) = cb.error {
+        tracing::info!(provider = %p.slug, error = %e, "identity provider returned an error");
+        return Err(SsoError::ProviderError);
+    }
+    let code = cb
+        .code
+        .filter(|c| !c.is_empty())
+        .ok_or(SsoError::ExchangeFailed)?;
+    let verifier = String::from_utf8(
+        state
+            .sealer
+            .open(&pending.pkce_verifier_sealed, st_param.as_bytes())?,
+    )
+    .map_err(|_| SsoError::InvalidState)?;
+    let cc = client_config(state, &p)?;
+    let ident = identify(state, &p, &cc, &code, &verifier, &pending.nonce).await?;
+    finish(state, &p, ident, client, now).await
+}
+
+async fn identify(
+    state: &AppState,
+    p: &OauthProvider,
+    cc: &ClientConfig,
+    code: &str,
+    verifier: &str,
+    nonce: &str,
+) -> Result<Identity, SsoError> {
+    let log = |e: &OidcError| tracing::warn!(provider = %p.slug, error = %e, "sso failed");
+    let ep = endpoints(state, p, false).await.map_err(|e| {
+        log(&e);
+        SsoError::ProviderError
+    })?;
+    let Some(meta) = ep.metadata.clone() else {
+        return mech::identity_oauth2(&state.http, &ep, cc, code, verifier)
+            .await
+            .map_err(|e| {
+                log(&e);
+                SsoError::ExchangeFailed
+            });
+    };
+    let tokens = mech::exchange_oidc(&state.http, &meta, &ep, cc, code, verifier)
+        .await
+        .map_err(|e| {
+            log(&e);
+            SsoError::ExchangeFailed
+        })?;
+    match mech::identity_oidc(&state.http, &meta, &ep, cc, &tokens, nonce).await {
+        Ok(i) => Ok(i),
+        Err(OidcError::IdToken(first)) => {
+            // Perhaps the provider rotated its keys: refresh the JWKS once and re-check.
+            state.oidc_cache.forget(p.id);
+            let ep2 = endpoints(state, p, true).await.map_err(|e| {
+                log(&e);
+                SsoError::ProviderError
+            })?;
+            let meta2 = ep2.metadata.clone().ok_or(SsoError::ProviderError)?;
+            mech::identity_oidc(&state.http, &meta2, &ep2, cc, &tokens, nonce)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(provider = %p.slug, error = %e, first = %first, "id token rejected");
+                    SsoError::ExchangeFailed
+                })
+        }
+        Err(e) => {
+            log(&e);
+            Err(SsoError::ExchangeFailed)
+        }
+    }
+}
+
+async fn finish(
+    state: &AppState,
+    p: &OauthProvider,
+    ident: Identity,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<SignedIn, SsoError> {
+    let email = match &ident.email {
+        Some(e) => Some(user::canonical_email(e).map_err(|_| SsoError::ProviderError)?),
+        None => None,
+    };
+    let (st, cl, prov) = (state.clone(), client.clone(), p.clone());
+    let setup_required = false; // the identity provider owns the second factor
+    state
+        .store
+        .write(move |tx| {
+            let link = store::oauth::link(tx, prov.id, &ident.subject)?;
+            let mut u: User = match link {
+                Some(mut l) => {
+                    l.last_used_at = Some(now);
+                    store::oauth::put_link(tx, &l)?;
+                    match store::user::get(tx, l.user_id)? {
+                        Some(u) => u,
+                        None => return Ok(Err(SsoError::AccountDisabled)),
+                    }
+                }
+                None => {
+                    let Some(email) = email.clone() else {
+                        return Ok(Err(SsoError::EmailNotVerified));
+                    };
+                    if !ident.email_verified {
+                        return Ok(Err(SsoError::EmailNotVerified));
+                    }
+                    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+                    if !prov.allowed_domains.is_empty()
+                        && !prov.allowed_domains.iter().any(|d| d == domain)
+                    {
+                        return Ok(Err(SsoError::DomainNotAllowed));
+                    }
+                    let existing = store::user::by_email(tx, &email)?;
+                    let (u, created) = match existing {
+                        Some(u) => (u, false),
+                        None => {
+                            if !prov.auto_register {
+                                return Ok(Err(SsoError::RegistrationDisabled));
+                            }
+                            let name = ident
+                                .name
+                                .clone()
+                                .and_then(|n| user::valid_name(&n).ok())
+                                .unwrap_or_else(|| {
+                                    email.split('@').next().unwrap_or("user").to_owned()
+                                });
+                            let u = User {
+                                id: Uuid::new_v4(),
+                                name,
+                                email: email.clone(),
+                                password_hash: None,
+                                role: Role::User,
+                                active: true,
+                                created_at: now,
+                                updated_at: now,
+                                last_login_at: None,
+                                totp: None,
+                                pending_totp: None,
+                            };
+                            store::user::insert(tx, &u)?;
+                            (u, true)
+                        }
+                    };
+                    if !u.active {
+                        return Ok(Err(SsoError::AccountDisabled));
+                    }
+                    store::oauth::put_link(
+                        tx,
+                        &OauthLink {
+                            provider_id: prov.id,
+                            subject: ident.subject.clone(),
+                            user_id: u.id,
+                            email: email.clone(),
+                            created_at: now,
+                            last_used_at: Some(now),
+                        },
+                    )?;
+                    let kind = if created {
+                        "user.registered"
+                    } else {
+                        "oauth.linked"
+                    };
+                    let mut ev = audit::event(kind, Some(u.id), Some(u.id), Some(&cl));
+                    ev.email = Some(&u.email);
+                    ev.detail = format!("sso:{}", prov.slug);
+                    ev.record(&st, tx, now)?;
+                    u
+                }
+            };
+            if !u.active {
+                let mut ev = audit::event("login.failure", Some(u.id), Some(u.id), Some(&cl));
+                ev.detail = format!("account disabled (sso:{})", prov.slug);
+                ev.record(&st, tx, now)?;
+                return Ok(Err(SsoError::AccountDisabled));
+            }
+            u.last_login_at = Some(now);
+            store::user::update(tx, &u)?;
+            let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
+            let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.detail = format!("sso:{}", prov.slug);
+            ev.record(&st, tx, now)?;
+            Ok(Ok(SignedIn {
+                token,
+                user: u,
+                expires_at,
+                two_factor_setup_required: setup_required,
+            }))
+        })
+        .await?
+}
+
+/// The caller's links, with provider names.
+pub fn links(state: &AppState, caller: &Caller) -> Result<Vec<(OauthLink, Option<OauthProvider>)>> {
+    state.store.read(|tx| {
+        store::oauth::links_of(tx, caller.user.id)?
+            .into_iter()
+            .map(|l| {
+                let p = store::oauth::provider(tx, l.provider_id)?;
+                Ok((l, p))
+            })
+            .collect()
+    })
+}
+
+/// Unlink a provider, unless it is the last way to sign in.
+pub async fn unlink(
+    state: &AppState,
+    caller: &Caller,
+    provider_id: Uuid,
+    client: &ClientInfo,
+) -> Result<()> {
+    let (st, cl, uid, now) = (state.clone(), client.clone(), caller.user.id, state.now());
+    state
+        .store
+        .write(move |tx| {
+            let u = store::user::get(tx, uid)?.ok_or(Error::NotFound("user"))?;
+            let all = store::oauth::links_of(tx, uid)?;
+            let l = all
+                .iter()
+                .find(|l| l.provider_id == provider_id)
+                .cloned()
+                .ok_or(Error::NotFound("link"))?;
+            if u.password_hash.is_none() && all.len() <= 1 {
+                return Err(Error::BadRequest(
+                    "this is your only way to sign in: set a password or link another provider first".into(),
+                ));
+            }
+            store::oauth::remove_link(tx, &l)?;
+            let mut ev = audit::event("oauth.unlinked", Some(uid), Some(uid), Some(&cl));
+            ev.detail = provider_id.to_string();
+            ev.record(&st, tx, now)
+        })
+        .await
+}

@@ -1,0 +1,280 @@
+//! SSO endpoints: the public provider list, authorize and callback redirects, the caller's
+//! links, and provider administration.
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::domain::Caller;
+use crate::domain::oidc::{self, Callback, ProviderInput, SsoError};
+use crate::error::{Error, Result};
+use crate::model::{OauthLink, OauthProvider};
+use crate::state::AppState;
+
+use super::request::Req;
+use super::response::{self, Resp};
+use super::router::Route;
+use super::view::UserView;
+
+/// Cookie binding an authorization to the browser that started it (login CSRF defence).
+const BINDING_COOKIE: &str = "posta_oauth";
+/// The dashboard's session cookie.
+pub const SESSION_COOKIE: &str = "posta_session";
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Domains {
+    List(Vec<String>),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderBody {
+    name: Option<String>,
+    slug: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    issuer: Option<String>,
+    auth_url: Option<String>,
+    token_url: Option<String>,
+    userinfo_url: Option<String>,
+    scopes: Option<String>,
+    auto_register: Option<bool>,
+    allowed_domains: Option<Domains>,
+    enabled: Option<bool>,
+}
+
+impl From<ProviderBody> for ProviderInput {
+    fn from(b: ProviderBody) -> Self {
+        ProviderInput {
+            name: b.name,
+            slug: b.slug,
+            kind: b.kind,
+            client_id: b.client_id,
+            client_secret: b.client_secret,
+            issuer: b.issuer,
+            auth_url: b.auth_url,
+            token_url: b.token_url,
+            userinfo_url: b.userinfo_url,
+            scopes: b.scopes,
+            auto_register: b.auto_register,
+            allowed_domains: b.allowed_domains.map(|d| match d {
+                Domains::List(v) => v,
+                Domains::Text(t) => vec![t],
+            }),
+            enabled: b.enabled,
+        }
+    }
+}
+
+/// A provider as admins see it: never the secret.
+#[derive(Serialize)]
+struct ProviderView {
+    id: Uuid,
+    name: String,
+    slug: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    client_id: String,
+    has_client_secret: bool,
+    issuer: Option<String>,
+    auth_url: Option<String>,
+    token_url: Option<String>,
+    userinfo_url: Option<String>,
+    scopes: String,
+    auto_register: bool,
+    allowed_domains: Vec<String>,
+    enabled: bool,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&OauthProvider> for ProviderView {
+    fn from(p: &OauthProvider) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            kind: p.kind.as_str(),
+            client_id: p.client_id.clone(),
+            has_client_secret: p.client_secret_sealed.is_some(),
+            issuer: p.issuer.clone(),
+            auth_url: p.auth_url.clone(),
+            token_url: p.token_url.clone(),
+            userinfo_url: p.userinfo_url.clone(),
+            scopes: p.scopes.clone(),
+            auto_register: p.auto_register,
+            allowed_domains: p.allowed_domains.clone(),
+            enabled: p.enabled,
+            created_at: crate::clock::rfc3339(p.created_at),
+            updated_at: crate::clock::rfc3339(p.updated_at),
+        }
+    }
+}
+
+fn secure(state: &AppState) -> &'static str {
+    let https = state.cfg.tls_cert.is_some()
+        || state
+            .cfg
+            .web_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+    if https { "; Secure" } else { "" }
+}
+
+/// Public SSO routes.
+pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+    match route {
+        Route::OauthProviders => {
+            let list: Vec<_> = oidc::enabled_providers(state)?
+                .iter()
+                .map(|p| json!({"id": p.id, "slug": p.slug, "name": p.name, "type": p.kind.as_str()}))
+                .collect();
+            Ok(response::ok(StatusCode::OK, &json!({"providers": list})))
+        }
+        Route::OauthAuthorize(slug) => {
+            let (url, binding) = oidc::authorize(state, &slug).await?;
+            let mut r = response::redirect(&url);
+            response::set_cookie(
+                &mut r,
+                &format!(
+                    "{BINDING_COOKIE}={binding}; Path=/api/v1/auth/oauth; Max-Age={}; HttpOnly; SameSite=Lax{}",
+                    oidc::STATE_TTL,
+                    secure(state)
+                ),
+            );
+            Ok(r)
+        }
+        Route::OauthCallback(slug) => {
+            let cb = Callback {
+                slug,
+                code: req.query("code"),
+                state: req.query("state"),
+                error: req.query("error"),
+                binding: req.cookie(BINDING_COOKIE),
+            };
+            let result = oidc::callback(state, cb, &req.client).await;
+            Ok(callback_response(state, result))
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}
+
+fn callback_response(
+    state: &AppState,
+    result: Result<crate::domain::session::SignedIn, SsoError>,
+) -> Resp {
+    let clear_binding = format!(
+        "{BINDING_COOKIE}=; Path=/api/v1/auth/oauth; Max-Age=0; HttpOnly; SameSite=Lax{}",
+        secure(state)
+    );
+    let web = state.cfg.web_url.clone();
+    let mut r = match (result, web) {
+        (Ok(s), Some(web)) => {
+            let mut r = response::redirect(&format!("{web}/#token={}", s.token));
+            let ttl = s.expires_at - state.now();
+            response::set_cookie(
+                &mut r,
+                &format!(
+                    "{SESSION_COOKIE}={}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{}",
+                    s.token,
+                    secure(state)
+                ),
+            );
+            r
+        }
+        (Ok(s), None) => response::ok(
+            StatusCode::OK,
+            &json!({"token": s.token, "user": UserView::from(&s.user)}),
+        ),
+        (Err(e), web) => {
+            if let SsoError::Internal(inner) = &e {
+                tracing::error!(error = %inner, "sso callback failed");
+            } else {
+                tracing::info!(code = e.code(), "sso callback refused");
+            }
+            match web {
+                Some(web) => response::redirect(&format!("{web}/login?error={}", e.code())),
+                None => {
+                    let mut r = response::error(&Error::BadRequest(e.to_string()));
+                    if let Ok(body) = serde_json::to_vec(&json!({
+                        "success": false,
+                        "data": {"error": e.code()},
+                        "error": {"code": "BAD_REQUEST", "message": e.to_string()},
+                    })) {
+                        *r.body_mut() = http_body_util::Full::new(bytes::Bytes::from(body));
+                    }
+                    r
+                }
+            }
+        }
+    };
+    response::set_cookie(&mut r, &clear_binding);
+    r
+}
+
+fn link_view(l: &OauthLink, p: Option<&OauthProvider>) -> serde_json::Value {
+    json!({
+        "provider_id": l.provider_id,
+        "provider_slug": p.map(|p| p.slug.clone()),
+        "provider_name": p.map(|p| p.name.clone()),
+        "email": l.email,
+        "created_at": crate::clock::rfc3339(l.created_at),
+        "last_used_at": l.last_used_at.map(crate::clock::rfc3339),
+    })
+}
+
+/// SSO routes for a signed-in caller (own links; provider administration for admins).
+pub async fn authenticated(
+    state: &AppState,
+    route: Route,
+    req: &mut Req,
+    c: &Caller,
+) -> Result<Resp> {
+    let client = req.client.clone();
+    match route {
+        Route::MyOauthLinks => {
+            let v: Vec<_> = oidc::links(state, c)?
+                .iter()
+                .map(|(l, p)| link_view(l, p.as_ref()))
+                .collect();
+            Ok(response::ok(StatusCode::OK, &v))
+        }
+        Route::UnlinkOauth(pid) => {
+            oidc::unlink(state, c, pid, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "unlinked"}),
+            ))
+        }
+        Route::AdminListProviders => {
+            let v: Vec<ProviderView> = oidc::list_providers(state)?
+                .iter()
+                .map(ProviderView::from)
+                .collect();
+            Ok(response::ok(StatusCode::OK, &v))
+        }
+        Route::AdminCreateProvider => {
+            let b: ProviderBody = req.json().await?;
+            let p = oidc::create_provider(state, c, b.into(), &client).await?;
+            Ok(response::ok(StatusCode::CREATED, &ProviderView::from(&p)))
+        }
+        Route::AdminUpdateProvider(id) => {
+            let b: ProviderBody = req.json().await?;
+            let p = oidc::update_provider(state, c, id, b.into(), &client).await?;
+            Ok(response::ok(StatusCode::OK, &ProviderView::from(&p)))
+        }
+        Route::AdminDeleteProvider(id) => {
+            oidc::delete_provider(state, c, id, &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "provider deleted"}),
+            ))
+        }
+        _ => Err(Error::NotFound("route")),
+    }
+}

@@ -1,0 +1,405 @@
+//! SSO against a real OpenID Provider (npm oidc-provider on loopback).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::common::*;
+use crate::idp::{Browser, Idp};
+
+struct Env {
+    s: TestServer,
+    idp: Idp,
+    admin: String,
+    callback: String,
+}
+
+async fn setup_with(f: impl FnOnce(&mut posta::config::Config, &str)) -> Env {
+    let s = TestServer::start_with_url(|c, url| {
+        c.web_url = Some(url.to_owned());
+        f(c, url);
+    })
+    .await;
+    let callback = format!("{}/api/v1/auth/oauth/callback", s.url);
+    let idp = Idp::start(&[callback.clone()]);
+    let admin = s.admin().await;
+    Env {
+        s,
+        idp,
+        admin,
+        callback,
+    }
+}
+
+async fn setup() -> Env {
+    setup_with(|_, _| {}).await
+}
+
+impl Env {
+    async fn provider(&self, extra: Value) -> Value {
+        let mut body = json!({
+            "name": "Test IdP", "slug": "test", "type": "oidc",
+            "client_id": "posta", "client_secret": "posta-test-client-secret",
+            "issuer": self.idp.issuer,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (st, v) = self
+            .s
+            .post("/api/v1/admin/oauth/providers", Some(&self.admin), body)
+            .await;
+        assert_eq!(st, 201, "{v}");
+        v["data"].clone()
+    }
+
+    fn authorize(&self, slug: &str) -> String {
+        format!("{}/api/v1/auth/oauth/{slug}/authorize", self.s.url)
+    }
+
+    /// Sign in through the IdP as `login`; returns the callback's answer.
+    async fn sso(&self, login: &str) -> crate::idp::Stop {
+        Browser::new()
+            .walk(&self.authorize("test"), login, &self.callback)
+            .await
+    }
+}
+
+fn token_from(stop: &crate::idp::Stop, web: &str) -> String {
+    assert_eq!(stop.status, StatusCode::FOUND, "{}", stop.body);
+    let loc = stop.location.as_deref().unwrap();
+    assert!(loc.starts_with(&format!("{web}/#token=")), "{loc}");
+    loc.split("#token=").nth(1).unwrap().to_owned()
+}
+
+fn error_from(stop: &crate::idp::Stop, web: &str) -> String {
+    assert_eq!(stop.status, StatusCode::FOUND, "{}", stop.body);
+    let loc = stop.location.as_deref().unwrap();
+    assert!(loc.starts_with(&format!("{web}/login?error=")), "{loc}");
+    loc.split("error=").nth(1).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_flow_creates_then_reuses_the_account() {
+    let e = setup().await;
+    let p = e.provider(json!({})).await;
+    assert!(p.get("client_secret").is_none(), "write-only");
+    assert_eq!(p["has_client_secret"], true);
+    let (_, v) = e.s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(
+        v["data"]["providers"],
+        json!([{"id": p["id"], "slug": "test", "name": "Test IdP", "type": "oidc"}])
+    );
+
+    // authorize: state, PKCE S256 and nonce on the way out; a browser-binding cookie.
+    let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap();
+    assert!(loc.starts_with(&e.idp.issuer));
+    for part in [
+        "state=",
+        "nonce=",
+        "code_challenge=",
+        "code_challenge_method=S256",
+        "client_id=posta",
+    ] {
+        assert!(loc.contains(part), "{part} in {loc}");
+    }
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("posta_oauth=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Lax")
+    );
+
+    let stop = e.sso("alice").await;
+    let token = token_from(&stop, &e.s.url);
+    assert!(
+        stop.set_cookies
+            .iter()
+            .any(|c| c.starts_with(&format!("posta_session={token}")) && c.contains("HttpOnly"))
+    );
+    let (st, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(st, 200);
+    assert_eq!(me["data"]["email"], "alice@example.com");
+    assert_eq!(me["data"]["role"], "user");
+    assert_eq!(me["data"]["auth_methods"], json!(["oauth:test"]));
+    let id = me["data"]["id"].clone();
+    // Second sign-in: same account through the link.
+    let token2 = token_from(&e.sso("alice").await, &e.s.url);
+    let (_, me2) = e.s.get("/api/v1/users/me", Some(&token2)).await;
+    assert_eq!(me2["data"]["id"], id);
+    let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&token2)).await;
+    assert_eq!(links["data"][0]["provider_slug"], "test");
+    assert_eq!(links["data"][0]["email"], "alice@example.com");
+    // The only way in: unlinking is refused.
+    let (st, _) =
+        e.s.delete(
+            &format!("/api/v1/users/me/oauth/{}", p["id"].as_str().unwrap()),
+            Some(&token2),
+        )
+        .await;
+    assert_eq!(st, 400);
+    // The audit log has the SSO sign-in.
+    let (_, ev) =
+        e.s.get("/api/v1/admin/events?type=login.success", Some(&e.admin))
+            .await;
+    assert!(
+        ev["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["detail"] == "sso:test")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_is_bound_single_use_and_expires() {
+    let e = setup().await;
+    e.provider(json!({})).await;
+    let b = Browser::new();
+    // Tampered state.
+    let mut cb = b.until(&e.authorize("test"), "alice", &e.callback).await;
+    let pairs: Vec<(String, String)> = cb
+        .query_pairs()
+        .map(|(k, v)| {
+            let tampered = if k == "state" {
+                format!("{v}x")
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), tampered)
+        })
+        .collect();
+    cb.query_pairs_mut().clear().extend_pairs(pairs);
+    let stop = b.walk(cb.as_str(), "alice", &e.callback).await;
+    assert_eq!(error_from(&stop, &e.s.url), "invalid_state");
+    // Reused state: the first use wins, the second is refused.
+    let cb = b.until(&e.authorize("test"), "alice", &e.callback).await;
+    token_from(&b.walk(cb.as_str(), "alice", &e.callback).await, &e.s.url);
+    assert_eq!(
+        error_from(&b.walk(cb.as_str(), "alice", &e.callback).await, &e.s.url),
+        "invalid_state"
+    );
+    // Another browser (no binding cookie) cannot complete someone else's flow (login CSRF).
+    let cb = b.until(&e.authorize("test"), "alice", &e.callback).await;
+    let other = Browser::new();
+    assert_eq!(
+        error_from(
+            &other.walk(cb.as_str(), "alice", &e.callback).await,
+            &e.s.url
+        ),
+        "invalid_state"
+    );
+    // Expired state (10 minutes).
+    let cb = b.until(&e.authorize("test"), "alice", &e.callback).await;
+    e.s.clock.advance(601);
+    assert_eq!(
+        error_from(&b.walk(cb.as_str(), "alice", &e.callback).await, &e.s.url),
+        "invalid_state"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals() {
+    let e = setup().await;
+    let p = e.provider(json!({})).await;
+    assert_eq!(
+        error_from(&e.sso("unverified-bob").await, &e.s.url),
+        "email_not_verified"
+    );
+    // Domain restriction.
+    let pid = p["id"].as_str().unwrap();
+    let (st, _) =
+        e.s.put(
+            &format!("/api/v1/admin/oauth/providers/{pid}"),
+            Some(&e.admin),
+            json!({"allowed_domains": "corp.example"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        error_from(&e.sso("carol").await, &e.s.url),
+        "domain_not_allowed"
+    );
+    token_from(&e.sso("dave@corp.example").await, &e.s.url);
+    // Auto-registration off.
+    e.s.put(
+        &format!("/api/v1/admin/oauth/providers/{pid}"),
+        Some(&e.admin),
+        json!({"allowed_domains": [], "auto_register": false}),
+    )
+    .await;
+    assert_eq!(
+        error_from(&e.sso("erin").await, &e.s.url),
+        "registration_disabled"
+    );
+    // A disabled account is refused.
+    let (_, users) =
+        e.s.get("/api/v1/admin/users?search=dave@corp", Some(&e.admin))
+            .await;
+    let dave = users["data"][0]["id"].as_str().unwrap().to_owned();
+    e.s.put(
+        &format!("/api/v1/admin/users/{dave}"),
+        Some(&e.admin),
+        json!({"active": false}),
+    )
+    .await;
+    assert_eq!(
+        error_from(&e.sso("dave@corp.example").await, &e.s.url),
+        "account_disabled"
+    );
+    // A disabled provider is a 404 at authorize and leaves the public list.
+    e.s.put(
+        &format!("/api/v1/admin/oauth/providers/{pid}"),
+        Some(&e.admin),
+        json!({"enabled": false}),
+    )
+    .await;
+    let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let (_, v) = e.s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(v["data"]["providers"], json!([]));
+    assert_eq!(
+        e.s.client
+            .get(e.authorize("nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_existing_password_user_by_verified_email_and_unlinks() {
+    let e = setup().await;
+    let p = e.provider(json!({"auto_register": false})).await;
+    let (pw_token, uid) = e.s.register("Frank", "frank@example.com").await;
+    let token = token_from(&e.sso("frank").await, &e.s.url);
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(me["data"]["id"], uid.as_str());
+    assert_eq!(
+        me["data"]["auth_methods"],
+        json!(["password", "oauth:test"])
+    );
+    // The password still works; unlinking is allowed since a password remains.
+    e.s.login("frank@example.com", PASSWORD).await;
+    let (st, _) =
+        e.s.delete(
+            &format!("/api/v1/users/me/oauth/{}", p["id"].as_str().unwrap()),
+            Some(&pw_token),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&pw_token)).await;
+    assert_eq!(links["data"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_oauth2_with_explicit_endpoints() {
+    let e = setup().await;
+    let iss = e.idp.issuer.clone();
+    e.provider(json!({
+        "issuer": null,
+        "auth_url": format!("{iss}/auth"),
+        "token_url": format!("{iss}/token"),
+        "userinfo_url": format!("{iss}/me"),
+        "scopes": "openid email",
+    }))
+    .await;
+    let token = token_from(&e.sso("grace").await, &e.s.url);
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(me["data"]["email"], "grace@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_admin_validation_and_secret_at_rest() {
+    let e = setup().await;
+    for bad in [
+        json!({"name": "x", "slug": "Bad Slug", "type": "oidc", "client_id": "c", "issuer": "https://idp.example"}),
+        json!({"name": "x", "slug": "ok", "type": "saml", "client_id": "c", "issuer": "https://idp.example"}),
+        json!({"name": "x", "slug": "ok", "type": "oidc", "client_id": "c"}),
+        json!({"name": "x", "slug": "ok", "type": "oidc", "client_id": "c", "issuer": "ftp://x"}),
+        json!({"name": "x", "slug": "ok", "type": "oidc", "client_id": "c", "issuer": "https://i.example", "bogus": 1}),
+    ] {
+        let (st, v) =
+            e.s.post("/api/v1/admin/oauth/providers", Some(&e.admin), bad.clone())
+                .await;
+        assert_eq!(st, 400, "{bad} -> {v}");
+    }
+    let g = e.s.post("/api/v1/admin/oauth/providers", Some(&e.admin), json!({
+        "name": "Google", "slug": "google", "type": "google", "client_id": "gid", "client_secret": "super-secret-google-value"
+    })).await;
+    assert_eq!(g.0, 201);
+    assert_eq!(g.1["data"]["issuer"], "https://accounts.google.com");
+    let (st, _) =
+        e.s.post(
+            "/api/v1/admin/oauth/providers",
+            Some(&e.admin),
+            json!({
+                "name": "Dup", "slug": "google", "type": "google", "client_id": "x"
+            }),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (_, user) = e.s.register("Hal", "hal@example.com").await;
+    let _ = user;
+    let (st, v) =
+        e.s.get("/api/v1/admin/oauth/providers", Some(&e.admin))
+            .await;
+    assert_eq!(st, 200);
+    assert!(!v.to_string().contains("super-secret-google-value"));
+    let (st, _) =
+        e.s.delete(
+            &format!(
+                "/api/v1/admin/oauth/providers/{}",
+                g.1["data"]["id"].as_str().unwrap()
+            ),
+            Some(&e.admin),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let e2 = setup_with(|_, _| {}).await;
+    e2.provider(json!({"client_secret": "another-secret-value-123"}))
+        .await;
+    let (dir, _) = e2.s.stop().await;
+    let raw = std::fs::read(db_path(dir.path())).unwrap();
+    assert!(!raw.windows(24).any(|w| w == b"another-secret-value-123"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_web_url_errors_are_json() {
+    let s = TestServer::start_with_url(|c, url| {
+        c.oauth_callback_url = Some(format!("{url}/api/v1/auth/oauth/callback"))
+    })
+    .await;
+    let callback = format!("{}/api/v1/auth/oauth/callback", s.url);
+    let idp = Idp::start(&[callback.clone()]);
+    let admin = s.admin().await;
+    s.post(
+        "/api/v1/admin/oauth/providers",
+        Some(&admin),
+        json!({
+            "name": "T", "slug": "test", "type": "oidc", "client_id": "posta",
+            "client_secret": "posta-test-client-secret", "issuer": idp.issuer,
+        }),
+    )
+    .await;
+    let b = Browser::new();
+    let stop = b
+        .walk(
+            &format!("{}/api/v1/auth/oauth/test/authorize", s.url),
+            "ivy",
+            &callback,
+        )
+        .await;
+    assert_eq!(stop.status, 200, "{}", stop.body);
+    let v: Value = serde_json::from_str(&stop.body).unwrap();
+    assert_eq!(v["data"]["user"]["email"], "ivy@example.com");
+    let (st, v) = s
+        .get("/api/v1/auth/oauth/callback?code=x&state=y", None)
+        .await;
+    assert_eq!(st, 400);
+    assert_eq!(v["data"]["error"], "invalid_state");
+    assert_eq!(err_code(&v), "BAD_REQUEST");
+}
