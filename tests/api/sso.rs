@@ -20,7 +20,7 @@ async fn setup_with(f: impl FnOnce(&mut posta::config::Config, &str)) -> Env {
     })
     .await;
     let callback = format!("{}/api/v1/auth/oauth/callback", s.url);
-    let idp = Idp::start(&[callback.clone()]);
+    let idp = Idp::start(std::slice::from_ref(&callback));
     let admin = s.admin().await;
     Env {
         s,
@@ -374,7 +374,7 @@ async fn without_web_url_errors_are_json() {
     })
     .await;
     let callback = format!("{}/api/v1/auth/oauth/callback", s.url);
-    let idp = Idp::start(&[callback.clone()]);
+    let idp = Idp::start(std::slice::from_ref(&callback));
     let admin = s.admin().await;
     s.post(
         "/api/v1/admin/oauth/providers",
