@@ -252,6 +252,8 @@ fn base32_decode(s: &str) -> Vec<u8> {
 pub struct Binary {
     pub child: Child,
     pub addr: String,
+    /// Everything the process wrote to stderr (its logs) so far.
+    pub stderr: Arc<std::sync::Mutex<String>>,
 }
 
 pub fn posta_cmd(data_dir: &Path) -> Command {
@@ -286,7 +288,21 @@ impl Binary {
             .unwrap_or_else(|| panic!("unexpected: {line}"))
             .to_owned();
         std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
+        let stderr = Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Self {
+            child,
+            addr,
+            stderr,
+        }
     }
 
     pub fn url(&self) -> String {

@@ -180,9 +180,43 @@ async fn binary_serves_layers_config_and_exits_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Requests are logged as JSON lines (log_format from the file), secrets never.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", b.url()))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<Value>().await.unwrap()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/users/me", b.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     b.signal(15);
     let status = b.wait_exit(15).await;
     assert!(status.success(), "exit {status:?}");
+    let logs = b.stderr.lock().unwrap().clone();
+    let request_lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == "request")
+        .collect();
+    assert!(
+        request_lines.iter().any(|v| v["path"] == "/api/v1/users/me"
+            && v["status"] == 200
+            && v["micros"].is_u64()
+            && v["request_id"].is_u64()),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains(ADMIN_PASSWORD) && !logs.contains(&token),
+        "secrets in logs"
+    );
     // After a clean stop the file opens again.
     let out = posta_cmd(dir.path())
         .args(["admin", "list-users"])
@@ -389,4 +423,156 @@ async fn sighup_reloads_the_certificate() {
         200,
         "old connection survived"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = posta::store::Store::open(&db_path(dir.path())).unwrap();
+        store
+            .write_blocking(|tx| {
+                posta::store::meta::set_schema_version(tx, posta::store::SCHEMA_VERSION + 1)
+            })
+            .unwrap();
+    }
+    let out = posta_cmd(dir.path()).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("newer than this binary supports"), "{err}");
+}
+
+#[test]
+fn admin_cli_manages_accounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut c = posta_cmd(dir.path());
+        c.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "Cli@Example.com",
+            "--name",
+            "Cli",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("cli-pass-phrase-77\n"),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("created cli@example.com (admin)"), "{out}");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "cli@example.com",
+            "--name",
+            "Again",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("already"), "{err}");
+    let (ok, out, _) = run(
+        &["admin", "reset-password", "--email", "cli@example.com"],
+        None,
+    );
+    assert!(ok);
+    let generated = out
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    assert_eq!(generated.len(), 20);
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "cli@example.com",
+            "--role",
+            "user",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("last active admin"), "{err}");
+    let (ok, out, err) = run(
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "bob@example.com",
+            "--name",
+            "Bob",
+        ],
+        None,
+    );
+    assert!(ok && out.contains("password: "), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "bob@example.com",
+            "--role",
+            "admin",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "cli@example.com",
+            "--role",
+            "user",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let (ok, out, _) = run(&["admin", "list-users"], None);
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("cli@example.com") && l.contains(" user ")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.contains("bob@example.com") && l.contains(" admin ")),
+        "{out}"
+    );
+    let (ok, _, err) = run(
+        &[
+            "admin",
+            "set-role",
+            "--email",
+            "ghost@example.com",
+            "--role",
+            "user",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no user"), "{err}");
 }
