@@ -38,6 +38,25 @@ enum Cmd {
     /// Account maintenance on the data directory (server stopped).
     #[command(subcommand)]
     Admin(AdminCmd),
+    /// Write a consistent copy of the store to FILE (safe while the server runs).
+    Backup {
+        /// Destination; must not exist.
+        file: PathBuf,
+    },
+    /// Put a backup back as the store (server stopped).
+    Restore {
+        /// A file written by `posta backup`.
+        file: PathBuf,
+        /// Replace an existing store.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write users, keys (hashes only), providers (no secrets) and settings as JSON lines.
+    Export {
+        /// Output format (only `jsonl`).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +138,9 @@ pub fn main() -> ExitCode {
         None | Some(Cmd::Serve) => rt.block_on(serve(cfg)),
         Some(Cmd::Healthcheck) => rt.block_on(healthcheck(&cfg)),
         Some(Cmd::Admin(a)) => rt.block_on(admin(cfg, a)),
+        Some(Cmd::Backup { file }) => rt.block_on(backup(&cfg, &file)),
+        Some(Cmd::Restore { file, force }) => restore(&cfg, &file, force),
+        Some(Cmd::Export { format }) => rt.block_on(export(&cfg, &format)),
         Some(Cmd::Version | Cmd::CheckConfig) => Ok(()),
     };
     match result {
@@ -404,4 +426,96 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A consistent snapshot of the store: directly when no server runs, else through the
+/// running server's control socket.
+async fn snapshot_bytes(cfg: &Config, cmd: &str) -> Result<Vec<u8>, String> {
+    match Store::open_read_only(&cfg.db_path()) {
+        Ok(snap) => match cmd {
+            "backup" => {
+                let tmp = cfg
+                    .data_dir
+                    .join(format!("backup-{}.redb.tmp", uuid::Uuid::new_v4()));
+                let r = snap.backup_to(&tmp).map_err(|e| e.to_string());
+                let bytes = r.and_then(|()| std::fs::read(&tmp).map_err(|e| e.to_string()));
+                let _ = std::fs::remove_file(&tmp);
+                bytes
+            }
+            _ => snap
+                .read(crate::domain::export::jsonl)
+                .map(String::into_bytes)
+                .map_err(|e| e.to_string()),
+        },
+        #[cfg(unix)]
+        Err(store::OpenError::Locked(_)) => crate::control::request(&cfg.data_dir, cmd).await,
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn backup(cfg: &Config, file: &std::path::Path) -> Result<(), String> {
+    if file.exists() {
+        return Err(format!("{} already exists", file.display()));
+    }
+    let bytes = snapshot_bytes(cfg, "backup").await?;
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, &bytes).map_err(|e| format!("{}: {e}", partial.display()))?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    let users = Store::open_read_only(&partial)
+        .map_err(|e| e.to_string())
+        .and_then(|s| s.read(store::user::count).map_err(|e| e.to_string()))
+        .map_err(|e| format!("verifying the backup: {e}"))?;
+    std::fs::rename(&partial, file).map_err(|e| e.to_string())?;
+    println!("backup written to {} ({users} users)", file.display());
+    println!(
+        "keep {} and {} with it (or your POSTA_ENCRYPTION_KEY / POSTA_JWT_SECRET)",
+        cfg.data_dir.join("encryption.key").display(),
+        cfg.data_dir.join("jwt.key").display()
+    );
+    Ok(())
+}
+
+fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), String> {
+    // The backup must be a readable posta store this binary understands.
+    let users = Store::open_read_only(file)
+        .map_err(|e| format!("not a usable backup: {e}"))?
+        .read(store::user::count)
+        .map_err(|e| format!("not a usable backup: {e}"))?;
+    let dest = cfg.db_path();
+    if dest.exists() {
+        if !force {
+            return Err(format!(
+                "{} exists; pass --force to replace it",
+                dest.display()
+            ));
+        }
+        // Fails with a clear message while a server holds the store.
+        drop(Store::open(&dest).map_err(|e| e.to_string())?);
+    }
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    let tmp = dest.with_extension("redb.restore");
+    std::fs::copy(file, &tmp).map_err(|e| format!("copy: {e}"))?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &dest).map_err(|e| format!("rename: {e}"))?;
+    println!(
+        "restored {} ({users} users) into {}",
+        file.display(),
+        dest.display()
+    );
+    Ok(())
+}
+
+async fn export(cfg: &Config, format: &str) -> Result<(), String> {
+    if format != "jsonl" {
+        return Err(format!("unknown format {format:?} (only jsonl)"));
+    }
+    let bytes = snapshot_bytes(cfg, "export").await?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| e.to_string())
 }

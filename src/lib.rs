@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod domain;
 pub mod error;
 pub mod http;
@@ -90,9 +91,17 @@ pub async fn run_with_clock(
     };
     let state = open_state(cfg, clock).await?;
     let background = spawn_background(state.clone(), tls.clone());
+    #[cfg(unix)]
+    let control = tokio::spawn(control::serve(state.clone()));
     http::server::serve(state.clone(), listener, tls, shutdown).await;
     background.abort();
     let _ = background.await;
+    #[cfg(unix)]
+    {
+        control.abort();
+        let _ = control.await;
+        control::cleanup(&state.cfg.data_dir);
+    }
     if let Err(e) = domain::api_key::flush_usage(&state).await {
         tracing::error!(error = %e, "flushing api key usage at shutdown failed");
     }

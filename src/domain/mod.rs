@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod export;
 pub mod mfa;
 pub mod oidc;
 pub mod session;

@@ -85,6 +85,11 @@ macro_rules! copy_tables {
 
 /// Export one read snapshot of every table into a fresh database file.
 pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
+    store.read(|src| copy_snapshot(src, dest))
+}
+
+/// Copy every table visible in `src` into a new database file at `dest`.
+pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
     if dest.exists() {
         return Err(Error::Conflict(format!(
             "{} already exists",
@@ -92,7 +97,7 @@ pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
         )));
     }
     let out = redb::Database::create(dest).map_err(|e| Error::Store(e.to_string()))?;
-    store.read(|src| {
+    {
         let dst = out.begin_write()?;
         copy_tables!(
             src,
@@ -113,6 +118,6 @@ pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
             OAUTH_STATES
         );
         dst.commit()?;
-        Ok(())
-    })
+    }
+    Ok(())
 }

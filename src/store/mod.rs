@@ -179,6 +179,44 @@ impl Store {
         write_now(&self.db, f)
     }
 
+    /// Open an existing file read-only, alongside a running server (for backup and export).
+    pub fn open_read_only(path: &Path) -> Result<Snapshot, OpenError> {
+        if !path.exists() {
+            return Err(OpenError::Io {
+                path: path.to_owned(),
+                reason: "no such file".into(),
+            });
+        }
+        let db = redb::Builder::new()
+            .open_read_only(path)
+            .map_err(|e| match e {
+                DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_owned()),
+                other => OpenError::Corrupt {
+                    path: path.to_owned(),
+                    reason: other.to_string(),
+                },
+            })?;
+        let snap = Snapshot { db };
+        let version = snap
+            .read(meta::schema_version)
+            .map_err(|e| OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+            .ok_or_else(|| OpenError::Corrupt {
+                path: path.to_owned(),
+                reason: "no posta schema version".into(),
+            })?;
+        if version > SCHEMA_VERSION {
+            return Err(OpenError::TooNew {
+                path: path.to_owned(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(snap)
+    }
+
     /// Copy every table into a new database file at `dest` from one read snapshot.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         migrate::copy_all(self, dest)
@@ -209,5 +247,23 @@ fn write_now<T>(db: &Database, f: impl FnOnce(&WriteTransaction) -> Result<T>) -
             }
             Err(e)
         }
+    }
+}
+
+/// A read-only view of a database file that another process may be writing.
+pub struct Snapshot {
+    db: redb::ReadOnlyDatabase,
+}
+
+impl Snapshot {
+    /// Run `f` in one read transaction (a consistent snapshot).
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        let tx = self.db.begin_read()?;
+        f(&tx)
+    }
+
+    /// Write the snapshot to a new database file.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        self.read(|tx| migrate::copy_snapshot(tx, dest))
     }
 }

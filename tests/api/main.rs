@@ -7,5 +7,6 @@ mod api_keys;
 mod common;
 mod idp;
 mod mfa;
+mod ops;
 mod skeleton;
 mod sso;

@@ -1,0 +1,127 @@
+//! Operations: online backup under write load, restore, export.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_under_load_restore_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.env("POSTA_AUTH_RATE_LIMIT_ENABLED", "false");
+    let b = Binary::spawn(cmd);
+    b.ready().await;
+    let url = b.url();
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (acked, stop, url) = (acked.clone(), stop.clone(), url.clone());
+        tokio::spawn(async move {
+            let c = reqwest::Client::new();
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let email = format!("load{i}@example.com");
+                let r = c
+                    .post(format!("{url}/api/v1/auth/register"))
+                    .json(&json!({"name": "Load", "email": email, "password": PASSWORD}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                acked.lock().unwrap().push(email);
+                i += 1;
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 15 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let backup = dir.path().join("backup.redb");
+    let out = {
+        let mut c = posta_cmd(dir.path());
+        c.arg("backup").arg(&backup);
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("backup written"));
+    // Export while running: keys as hashes only, no secrets.
+    let out = posta_cmd(dir.path())
+        .args(["export", "--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["type"], "settings");
+    assert!(lines.iter().filter(|l| l["type"] == "user").count() >= before.len());
+    // Restoring over a running server's store is refused.
+    let out = posta_cmd(dir.path())
+        .args(["restore", "--force"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+    drop(b);
+
+    // Restore into a fresh data dir: every user acknowledged before the backup is there.
+    let fresh = tempfile::tempdir().unwrap();
+    let out = posta_cmd(fresh.path())
+        .arg("restore")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = posta_cmd(fresh.path())
+        .arg("restore")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no overwrite without --force");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let out = posta_cmd(fresh.path())
+        .args(["restore", "--force"])
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = posta_cmd(fresh.path())
+        .args(["admin", "list-users"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for e in &before {
+        assert!(listed.contains(e.as_str()), "{e} lost");
+    }
+    // A garbage file is not a backup.
+    let junk = fresh.path().join("junk");
+    std::fs::write(&junk, b"not a database at all").unwrap();
+    let out = posta_cmd(fresh.path())
+        .args(["restore", "--force"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable backup"));
+}
