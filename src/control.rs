@@ -40,7 +40,7 @@ async fn answer(state: &AppState, cmd: &str) -> Result<Vec<u8>, String> {
         }
         "export" => state
             .store
-            .read(|tx| crate::domain::export::jsonl(tx))
+            .read(crate::domain::export::jsonl)
             .map(String::into_bytes)
             .map_err(|e| e.to_string()),
         other => Err(format!("unknown command {other:?}")),
