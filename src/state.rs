@@ -52,6 +52,8 @@ pub struct Inner {
     pub oidc_cache: crate::domain::oidc::DiscoveryCache,
     /// HTTP client for identity providers.
     pub http: reqwest::Client,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::ops::Deref for AppState {
@@ -93,6 +95,7 @@ impl AppState {
             trusted_proxies,
             cors_origins,
             oidc_cache: crate::domain::oidc::DiscoveryCache::default(),
+            metrics: crate::metrics::Metrics::default(),
             http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,
             cfg,

@@ -5,6 +5,7 @@ mod account;
 mod admin;
 mod auth;
 mod oauth;
+pub mod openapi;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -51,10 +52,12 @@ pub async fn handle(
         .filter(|o| state.cors_origins.iter().any(|a| a == o))
         .map(str::to_owned);
 
+    let api_key = request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key);
+    let mut route_name = "unmatched";
     let result = if method == Method::OPTIONS && origin.is_some() {
         preflight(allowed_origin.is_some())
     } else {
-        route_and_run(&state, req, peer).await
+        route_and_run(&state, req, peer, &mut route_name).await
     };
     let (mut resp, err) = match result {
         Ok(r) => (r, None),
@@ -67,7 +70,20 @@ pub async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
-    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    let elapsed = started.elapsed();
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    if state.cfg.metrics_enabled {
+        if matches!(err, Some(Error::InvalidTwoFactorCode)) {
+            state.metrics.two_factor_failure();
+        }
+        state.metrics.observe(&crate::metrics::Observation {
+            route: route_name,
+            status,
+            seconds: elapsed.as_secs_f64(),
+            error_code: err.as_ref().map(|e| e.code().as_str()),
+            api_key,
+        });
+    }
     match &err {
         Some(e) if e.is_internal() => {
             tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
@@ -132,8 +148,14 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     }
 }
 
-async fn route_and_run(state: &AppState, req: Request<Incoming>, peer: SocketAddr) -> Result<Resp> {
+async fn route_and_run(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    route_name: &mut &'static str,
+) -> Result<Resp> {
     let route = Route::parse(req.method(), req.uri().path())?;
+    *route_name = route.name();
     let (parts, body) = req.into_parts();
     let client = ClientInfo {
         ip: request::client_ip(peer, &parts.headers, &state.trusted_proxies),
@@ -188,6 +210,21 @@ async fn dispatch(
             Route::OauthProviders | Route::OauthAuthorize(_) | Route::OauthCallback(_) => {
                 oauth::public(state, route, req).await
             }
+            Route::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(
+                StatusCode::OK,
+                "application/json",
+                openapi::document().to_string(),
+            )),
+            Route::Metrics if state.cfg.metrics_enabled => {
+                let sessions = state.store.read(crate::store::session::count)?;
+                let size = crate::store::Store::file_size(&state.cfg.db_path());
+                Ok(response::ok_raw(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    state.metrics.render(sessions, size),
+                ))
+            }
+            Route::OpenApi | Route::Metrics => Err(Error::NotFound("route")),
             other => auth::public(state, other, req).await,
         };
     };

@@ -83,6 +83,15 @@ pub fn error(e: &Error) -> Resp {
     r
 }
 
+/// A body that is not the envelope (the OpenAPI document, Prometheus text).
+pub fn ok_raw(status: StatusCode, content_type: &'static str, body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
 /// A 302 to `location`.
 pub fn redirect(location: &str) -> Resp {
     let mut r = Response::new(Full::new(Bytes::new()));

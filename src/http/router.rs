@@ -64,97 +64,148 @@ pub enum Route {
     AdminCreateProvider,
     AdminUpdateProvider(Uuid),
     AdminDeleteProvider(Uuid),
+    OpenApi,
+    Metrics,
 }
 
 fn id(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|_| Error::NotFound("resource"))
 }
 
-macro_rules! methods {
-    ($m:expr, $($method:ident => $route:expr),+ $(,)?) => {
-        match *$m {
-            $(Method::$method => Ok($route),)+
-            _ => Err(Error::MethodNotAllowed),
+/// Builds a [`Route`] from the path parameters captured by a [`Spec`].
+type Build = fn(&[&str]) -> Result<Route>;
+
+/// One row of the routing table: the single source for routing and the OpenAPI document.
+pub struct Spec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template; `{name}` segments are parameters.
+    pub path: &'static str,
+    /// One-line description.
+    pub summary: &'static str,
+    build: Build,
+}
+
+impl Spec {
+    /// The route this row produces for the given parameters.
+    pub fn build(&self, params: &[&str]) -> Result<Route> {
+        (self.build)(params)
+    }
+}
+
+macro_rules! spec {
+    ($m:ident $path:literal, $summary:literal, $build:expr) => {
+        Spec {
+            method: Method::$m,
+            path: $path,
+            summary: $summary,
+            build: $build,
         }
     };
+}
+
+fn p0(p: &[&str]) -> Result<Uuid> {
+    id(p.first().copied().unwrap_or_default())
+}
+
+fn s0(p: &[&str]) -> String {
+    p.first().copied().unwrap_or_default().to_owned()
+}
+
+/// Every route. Literal paths come before parameterised ones that could shadow them.
+pub static ROUTES: &[Spec] = &[
+    spec!(GET "/api/v1/auth/verify", "Forward auth: who does this JWT or API key belong to", |_| Ok(Route::Verify)),
+    spec!(GET "/api/v1/healthz", "Liveness probe", |_| Ok(Route::Healthz)),
+    spec!(GET "/healthz", "Liveness probe (alias)", |_| Ok(Route::Healthz)),
+    spec!(GET "/api/v1/readyz", "Readiness probe (reads the store)", |_| Ok(Route::Readyz)),
+    spec!(GET "/readyz", "Readiness probe (alias)", |_| Ok(Route::Readyz)),
+    spec!(GET "/api/v1/info", "Application name, version and commit", |_| Ok(Route::Info)),
+    spec!(GET "/api/v1/openapi.json", "This document", |_| Ok(Route::OpenApi)),
+    spec!(GET "/metrics", "Prometheus metrics (when enabled)", |_| Ok(Route::Metrics)),
+    spec!(POST "/api/v1/auth/login", "Sign in with email, password and optional TOTP code", |_| Ok(Route::Login)),
+    spec!(POST "/api/v1/auth/register", "Create an account and sign in", |_| Ok(Route::Register)),
+    spec!(GET "/api/v1/auth/registration-status", "Whether self-registration is open", |_| Ok(Route::RegistrationStatus)),
+    spec!(GET "/api/v1/auth/oauth/providers", "Enabled identity providers", |_| Ok(Route::OauthProviders)),
+    spec!(GET "/api/v1/auth/oauth/callback", "SSO callback", |_| Ok(Route::OauthCallback(None))),
+    spec!(GET "/api/v1/auth/oauth/{slug}/authorize", "Start SSO with a provider", |p| Ok(Route::OauthAuthorize(s0(p)))),
+    spec!(GET "/api/v1/auth/oauth/{slug}/callback", "SSO callback (per provider)", |p| Ok(Route::OauthCallback(Some(s0(p))))),
+    spec!(GET "/api/v1/users/me", "The signed-in user's profile", |_| Ok(Route::Me)),
+    spec!(PUT "/api/v1/users/me", "Change the display name", |_| Ok(Route::UpdateMe)),
+    spec!(PUT "/api/v1/users/me/password", "Change the password (ends other sessions)", |_| Ok(Route::ChangePassword)),
+    spec!(POST "/api/v1/users/me/2fa/setup", "Start TOTP enrolment", |_| Ok(Route::MfaSetup)),
+    spec!(POST "/api/v1/users/me/2fa/verify", "Enable TOTP; returns recovery codes", |_| Ok(Route::MfaVerify)),
+    spec!(POST "/api/v1/users/me/2fa/disable", "Disable TOTP with a code", |_| Ok(Route::MfaDisable)),
+    spec!(GET "/api/v1/users/me/sessions", "Active sessions", |_| Ok(Route::ListSessions)),
+    spec!(POST "/api/v1/users/me/sessions/revoke-others", "End every other session", |_| Ok(Route::RevokeOtherSessions)),
+    spec!(POST "/api/v1/users/me/sessions/logout", "End this session", |_| Ok(Route::Logout)),
+    spec!(DELETE "/api/v1/users/me/sessions/{id}", "End one session", |p| Ok(Route::RevokeSession(p0(p)?))),
+    spec!(GET "/api/v1/users/me/api-keys", "The user's API keys (paged)", |_| Ok(Route::ListApiKeys)),
+    spec!(POST "/api/v1/users/me/api-keys", "Create an API key (shown once)", |_| Ok(Route::CreateApiKey)),
+    spec!(PUT "/api/v1/users/me/api-keys/{id}/revoke", "Revoke an API key", |p| Ok(Route::RevokeApiKey(p0(p)?))),
+    spec!(DELETE "/api/v1/users/me/api-keys/{id}", "Delete a revoked or expired API key", |p| Ok(Route::DeleteApiKey(p0(p)?))),
+    spec!(GET "/api/v1/users/me/oauth", "Linked identity-provider accounts", |_| Ok(Route::MyOauthLinks)),
+    spec!(DELETE "/api/v1/users/me/oauth/{provider_id}", "Unlink an identity provider", |p| Ok(Route::UnlinkOauth(p0(p)?))),
+    spec!(GET "/api/v1/admin/users", "Users (paged, ?search=)", |_| Ok(Route::AdminListUsers)),
+    spec!(POST "/api/v1/admin/users", "Create a user", |_| Ok(Route::AdminCreateUser)),
+    spec!(PUT "/api/v1/admin/users/{id}", "Change a user's name, role or active flag", |p| Ok(Route::AdminUpdateUser(p0(p)?))),
+    spec!(DELETE "/api/v1/admin/users/{id}", "Delete a user with its sessions, keys and links", |p| Ok(Route::AdminDeleteUser(p0(p)?))),
+    spec!(DELETE "/api/v1/admin/users/{id}/2fa", "Turn a user's 2FA off", |p| Ok(Route::AdminReset2fa(p0(p)?))),
+    spec!(POST "/api/v1/admin/users/{id}/revoke-sessions", "End all of a user's sessions", |p| Ok(Route::AdminRevokeSessions(p0(p)?))),
+    spec!(GET "/api/v1/admin/api-keys", "All API keys (paged)", |_| Ok(Route::AdminListApiKeys)),
+    spec!(DELETE "/api/v1/admin/api-keys/{id}", "Delete any API key", |p| Ok(Route::AdminDeleteApiKey(p0(p)?))),
+    spec!(GET "/api/v1/admin/settings", "Platform settings", |_| Ok(Route::AdminGetSettings)),
+    spec!(PUT "/api/v1/admin/settings", "Update platform settings (all or nothing)", |_| Ok(Route::AdminPutSettings)),
+    spec!(GET "/api/v1/admin/events", "Audit log (paged, ?type=&user_id=)", |_| Ok(Route::AdminEvents)),
+    spec!(GET "/api/v1/admin/oauth/providers", "Identity providers", |_| Ok(Route::AdminListProviders)),
+    spec!(POST "/api/v1/admin/oauth/providers", "Add an identity provider", |_| Ok(Route::AdminCreateProvider)),
+    spec!(PUT "/api/v1/admin/oauth/providers/{id}", "Change an identity provider", |p| Ok(Route::AdminUpdateProvider(p0(p)?))),
+    spec!(DELETE "/api/v1/admin/oauth/providers/{id}", "Remove an identity provider and its links", |p| Ok(Route::AdminDeleteProvider(p0(p)?))),
+];
+
+/// Match `path` against a template; on success fill `params` with the captured segments.
+fn matches<'a>(template: &str, path: &'a str, params: &mut [&'a str; 2]) -> Option<usize> {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    let mut n = 0;
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return Some(n),
+            (Some(ts), Some(ps)) if ts.starts_with('{') => {
+                if ps.is_empty() {
+                    return None;
+                }
+                *params.get_mut(n)? = ps;
+                n += 1;
+            }
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return None,
+        }
+    }
 }
 
 impl Route {
     /// Match the path first, then the method: a known path with another method is a 405.
     pub fn parse(m: &Method, path: &str) -> Result<Route> {
-        let path = path
-            .strip_suffix('/')
-            .filter(|p| !p.is_empty())
-            .unwrap_or(path);
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let rest = match segs.as_slice() {
-            ["healthz"] => return methods!(m, GET => Route::Healthz),
-            ["readyz"] => return methods!(m, GET => Route::Readyz),
-            ["api", "v1", rest @ ..] => rest,
-            _ => return Err(Error::NotFound("route")),
+        let path = if path.len() > 1 {
+            path.strip_suffix('/').unwrap_or(path)
+        } else {
+            path
         };
-        match rest {
-            ["healthz"] => methods!(m, GET => Route::Healthz),
-            ["readyz"] => methods!(m, GET => Route::Readyz),
-            ["info"] => methods!(m, GET => Route::Info),
-            ["auth", "login"] => methods!(m, POST => Route::Login),
-            ["auth", "register"] => methods!(m, POST => Route::Register),
-            ["auth", "registration-status"] => methods!(m, GET => Route::RegistrationStatus),
-            ["auth", "verify"] => methods!(m, GET => Route::Verify),
-            ["users", "me"] => methods!(m, GET => Route::Me, PUT => Route::UpdateMe),
-            ["users", "me", "password"] => methods!(m, PUT => Route::ChangePassword),
-            ["users", "me", "2fa", "setup"] => methods!(m, POST => Route::MfaSetup),
-            ["users", "me", "2fa", "verify"] => methods!(m, POST => Route::MfaVerify),
-            ["users", "me", "2fa", "disable"] => methods!(m, POST => Route::MfaDisable),
-            ["users", "me", "sessions"] => methods!(m, GET => Route::ListSessions),
-            ["users", "me", "sessions", "revoke-others"] => {
-                methods!(m, POST => Route::RevokeOtherSessions)
+        let mut known_path = false;
+        let mut params = [""; 2];
+        for spec in ROUTES {
+            if let Some(n) = matches(spec.path, path, &mut params) {
+                if spec.method == *m {
+                    return spec.build(params.get(..n).unwrap_or_default());
+                }
+                known_path = true;
             }
-            ["users", "me", "sessions", "logout"] => methods!(m, POST => Route::Logout),
-            ["users", "me", "sessions", s] => methods!(m, DELETE => Route::RevokeSession(id(s)?)),
-            ["users", "me", "api-keys"] => {
-                methods!(m, GET => Route::ListApiKeys, POST => Route::CreateApiKey)
-            }
-            ["users", "me", "api-keys", k] => methods!(m, DELETE => Route::DeleteApiKey(id(k)?)),
-            ["users", "me", "api-keys", k, "revoke"] => {
-                methods!(m, PUT => Route::RevokeApiKey(id(k)?))
-            }
-            ["admin", "users"] => {
-                methods!(m, GET => Route::AdminListUsers, POST => Route::AdminCreateUser)
-            }
-            ["admin", "users", u] => methods!(m,
-                PUT => Route::AdminUpdateUser(id(u)?),
-                DELETE => Route::AdminDeleteUser(id(u)?),
-            ),
-            ["admin", "users", u, "2fa"] => methods!(m, DELETE => Route::AdminReset2fa(id(u)?)),
-            ["admin", "users", u, "revoke-sessions"] => {
-                methods!(m, POST => Route::AdminRevokeSessions(id(u)?))
-            }
-            ["admin", "api-keys"] => methods!(m, GET => Route::AdminListApiKeys),
-            ["admin", "api-keys", k] => methods!(m, DELETE => Route::AdminDeleteApiKey(id(k)?)),
-            ["admin", "settings"] => {
-                methods!(m, GET => Route::AdminGetSettings, PUT => Route::AdminPutSettings)
-            }
-            ["admin", "events"] => methods!(m, GET => Route::AdminEvents),
-            ["auth", "oauth", "providers"] => methods!(m, GET => Route::OauthProviders),
-            ["auth", "oauth", "callback"] => methods!(m, GET => Route::OauthCallback(None)),
-            ["auth", "oauth", slug, "authorize"] => {
-                methods!(m, GET => Route::OauthAuthorize((*slug).to_owned()))
-            }
-            ["auth", "oauth", slug, "callback"] => {
-                methods!(m, GET => Route::OauthCallback(Some((*slug).to_owned())))
-            }
-            ["users", "me", "oauth"] => methods!(m, GET => Route::MyOauthLinks),
-            ["users", "me", "oauth", p] => methods!(m, DELETE => Route::UnlinkOauth(id(p)?)),
-            ["admin", "oauth", "providers"] => {
-                methods!(m, GET => Route::AdminListProviders, POST => Route::AdminCreateProvider)
-            }
-            ["admin", "oauth", "providers", p] => methods!(m,
-                PUT => Route::AdminUpdateProvider(id(p)?),
-                DELETE => Route::AdminDeleteProvider(id(p)?),
-            ),
-            _ => Err(Error::NotFound("route")),
         }
+        Err(if known_path {
+            Error::MethodNotAllowed
+        } else {
+            Error::NotFound("route")
+        })
     }
 
     /// The authentication this route needs. Exhaustive: a new route must choose.
@@ -162,8 +213,8 @@ impl Route {
     pub fn access(&self) -> Access {
         use Route::*;
         match self {
-            Healthz | Readyz | Info | Login | Register | RegistrationStatus | OauthProviders
-            | OauthAuthorize(_) | OauthCallback(_) => Access::Public,
+            Healthz | Readyz | Info | OpenApi | Metrics | Login | Register | RegistrationStatus
+            | OauthProviders | OauthAuthorize(_) | OauthCallback(_) => Access::Public,
             Verify => Access::Any,
             Me | UpdateMe | ChangePassword | MfaSetup | MfaVerify | MfaDisable | ListSessions
             | RevokeSession(_) | RevokeOtherSessions | Logout | CreateApiKey | ListApiKeys
@@ -201,6 +252,8 @@ impl Route {
         use Route::*;
         match self {
             Healthz => "healthz",
+            OpenApi => "openapi",
+            Metrics => "metrics",
             Readyz => "readyz",
             Info => "info",
             Login => "login",

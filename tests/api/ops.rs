@@ -125,3 +125,95 @@ async fn backup_under_load_restore_and_export() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a usable backup"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_matches_the_router() {
+    let s = TestServer::start().await;
+    let (st, doc) = s.get("/api/v1/openapi.json", None).await;
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for (p, ops) in paths {
+        for (m, op) in ops.as_object().unwrap() {
+            documented.insert((m.to_uppercase(), p.clone()));
+            // The documented operation is what the router does with a concrete path.
+            let concrete = p
+                .replace("{slug}", "example")
+                .replace("{id}", "00000000-0000-0000-0000-000000000001")
+                .replace("{provider_id}", "00000000-0000-0000-0000-000000000002");
+            let route =
+                posta::http::router::Route::parse(&m.to_uppercase().parse().unwrap(), &concrete)
+                    .unwrap();
+            assert_eq!(op["operationId"], route.name(), "{m} {p}");
+        }
+    }
+    let routed: std::collections::BTreeSet<(String, String)> = posta::http::router::ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_owned()))
+        .collect();
+    assert_eq!(documented, routed);
+    assert!(documented.contains(&("GET".to_owned(), "/api/v1/auth/verify".to_owned())));
+    assert_eq!(
+        doc["paths"]["/api/v1/admin/users"]["get"]["security"],
+        json!([{"bearerJwt": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/auth/login"]["post"]["security"],
+        json!([])
+    );
+    let off = TestServer::start_with(|c| c.openapi_docs = false).await;
+    assert_eq!(off.get("/api/v1/openapi.json", None).await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_when_enabled() {
+    let off = TestServer::start().await;
+    assert_eq!(off.get("/metrics", None).await.0, 404);
+    let s = TestServer::start_with(|c| c.metrics_enabled = true).await;
+    let admin = s.admin().await;
+    s.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": ADMIN_EMAIL, "password": "wrong-password-1"}),
+    )
+    .await;
+    let (_, kv) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&admin),
+            json!({"name": "m"}),
+        )
+        .await;
+    let key = kv["data"]["key"].as_str().unwrap().to_owned();
+    s.get("/api/v1/auth/verify", Some(&key)).await;
+    s.get("/api/v1/auth/verify", Some("posta_wrong")).await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for needle in [
+        "posta_http_requests_total{route=\"login\",status=\"200\"} 1",
+        "posta_http_requests_total{route=\"login\",status=\"401\"} 1",
+        "posta_logins_total{outcome=\"success\"} 1",
+        "posta_logins_total{outcome=\"failure\"} 1",
+        "posta_api_key_verifications_total{outcome=\"success\"} 1",
+        "posta_api_key_verifications_total{outcome=\"invalid\"} 1",
+        "posta_http_request_duration_seconds_bucket{le=",
+        "posta_sessions_active 1",
+        "posta_store_size_bytes ",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
+    assert!(!text.contains(&key));
+}
