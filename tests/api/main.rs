@@ -8,5 +8,6 @@ mod common;
 mod idp;
 mod mfa;
 mod ops;
+mod packaging;
 mod skeleton;
 mod sso;

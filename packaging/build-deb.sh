@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Build posta_<version>_amd64.deb around a binary (default: the static release build).
+# Installs exactly /usr/bin/posta, /lib/systemd/system/posta.service and
+# /etc/posta/config.toml (a conffile). Usage: packaging/build-deb.sh [BINARY] [OUTDIR]
+# DEB_COMPRESSION=xz (default), gzip or none.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$root/target/x86_64-unknown-linux-gnu/release/posta}
+out=${2:-$root/target/deb}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/Cargo.toml" | head -1)
+[ -x "$bin" ] || { echo "build-deb: $bin is not an executable (run packaging/build-release.sh)" >&2; exit 1; }
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+install -D -m 0755 "$bin" "$stage/usr/bin/posta"
+install -D -m 0644 "$root/systemd/posta.service" "$stage/lib/systemd/system/posta.service"
+install -D -m 0644 "$root/config.toml.example" "$stage/etc/posta/config.toml"
+mkdir -p "$stage/DEBIAN"
+cat > "$stage/DEBIAN/control" <<CONTROL
+Package: posta
+Version: $version
+Architecture: amd64
+Maintainer: Posta maintainers <posta@localhost>
+Section: net
+Priority: optional
+Description: Posta authentication appliance
+ Users, passwords, TOTP, JWT sessions, API keys, OAuth/OIDC single sign-on and
+ forward auth for the Posta email platform, in one static binary.
+CONTROL
+echo "/etc/posta/config.toml" > "$stage/DEBIAN/conffiles"
+cat > "$stage/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+set -e
+if [ "$1" = "configure" ] && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload || true
+fi
+POSTINST
+chmod 0755 "$stage/DEBIAN/postinst"
+mkdir -p "$out"
+deb="$out/posta_${version}_amd64.deb"
+dpkg-deb --root-owner-group -Z"${DEB_COMPRESSION:-xz}" --build "$stage" "$deb" >&2
+echo "$deb"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Release build: one statically linked x86_64 Linux binary (glibc with crt-static, rustls with
+# the ring provider; no OpenSSL anywhere), checked, and its path printed on the last line.
+# Usage: packaging/build-release.sh            (build + checks)
+#        POSTA_COMMIT=abc123 packaging/build-release.sh   (override the baked-in commit)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=x86_64-unknown-linux-gnu
+export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
+cargo build --release --locked --target "$target" >&2
+bin="target/$target/release/posta"
+
+fail() { echo "build-release: $*" >&2; exit 1; }
+desc=$(file -b "$bin")
+grep -Eq "static-pie linked|statically linked" <<<"$desc" || fail "not static: $desc"
+if ldd "$bin" >/dev/null 2>&1 && ! ldd "$bin" 2>&1 | grep -q "statically linked"; then
+  fail "ldd finds dynamic dependencies"
+fi
+if cargo tree --locked --target "$target" -i openssl >/dev/null 2>&1; then
+  fail "openssl is in the dependency tree"
+fi
+size=$(stat -c %s "$bin")
+max=$((15 * 1024 * 1024))
+[ "$size" -le "$max" ] || fail "binary is $size bytes, over 15 MiB"
+# It must run from an empty directory with nothing else around.
+empty=$(mktemp -d)
+(cd "$empty" && "$OLDPWD/$bin" version) >&2 || fail "does not run from an empty directory"
+rmdir "$empty" 2>/dev/null || true
+echo "build-release: $bin: $desc; $((size / 1024)) KiB" >&2
+echo "$bin"
