@@ -116,7 +116,9 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
         }
         Route::Logout => {
             session::logout(state, c).await?;
-            Ok(message("signed out"))
+            let mut r = message("signed out");
+            response::set_cookie(&mut r, &super::cookie::clear(state));
+            Ok(r)
         }
         Route::CreateApiKey => {
             let b: CreateApiKey = req.json().await?;

@@ -31,7 +31,7 @@ struct RegisterRequest {
     password: String,
 }
 
-fn signed_in(status: StatusCode, s: &SignedIn) -> Resp {
+fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
     let mut data = json!({
         "token": s.token,
         "user": UserView::from(&s.user),
@@ -40,7 +40,10 @@ fn signed_in(status: StatusCode, s: &SignedIn) -> Resp {
     if s.two_factor_setup_required {
         data["two_factor_setup_required"] = json!(true);
     }
-    response::ok(status, &data)
+    let mut r = response::ok(status, &data);
+    let ttl = s.expires_at - state.now();
+    response::set_cookie(&mut r, &super::cookie::session(state, &s.token, ttl, false));
+    r
 }
 
 /// Routes that need no caller.
@@ -77,12 +80,12 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
                 &req.client,
             )
             .await?;
-            Ok(signed_in(StatusCode::OK, &s))
+            Ok(signed_in(state, StatusCode::OK, &s))
         }
         Route::Register => {
             let b: RegisterRequest = req.json().await?;
             let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
-            Ok(signed_in(StatusCode::CREATED, &s))
+            Ok(signed_in(state, StatusCode::CREATED, &s))
         }
         _ => Err(Error::Unauthorized),
     }

@@ -4,8 +4,10 @@
 mod account;
 mod admin;
 mod auth;
+mod cookie;
 mod oauth;
 pub mod openapi;
+mod pages;
 pub mod request;
 pub mod response;
 pub mod router;
@@ -129,6 +131,12 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
     if tls {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
@@ -154,13 +162,17 @@ async fn route_and_run(
     peer: SocketAddr,
     route_name: &mut &'static str,
 ) -> Result<Resp> {
+    let client = ClientInfo {
+        ip: request::client_ip(peer, req.headers(), &state.trusted_proxies),
+        user_agent: request::user_agent(req.headers()),
+    };
+    if let Some(page) = pages::serve(state, &req, &client) {
+        *route_name = "dashboard";
+        return Ok(page);
+    }
     let route = Route::parse(req.method(), req.uri().path())?;
     *route_name = route.name();
     let (parts, body) = req.into_parts();
-    let client = ClientInfo {
-        ip: request::client_ip(peer, &parts.headers, &state.trusted_proxies),
-        user_agent: request::user_agent(&parts.headers),
-    };
     let mut req = Req::new(parts, body, state.cfg.max_body_bytes, client);
     let access = match route {
         Route::Info if !state.cfg.info_public => Access::Any,
@@ -174,8 +186,8 @@ fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Resu
     if access == Access::Public {
         return Ok(None);
     }
-    let token = req.bearer().ok_or(Error::Unauthorized)?;
-    let caller = session::authenticate(state, token, &req.client)?;
+    let token = cookie::credential(state, req)?.ok_or(Error::Unauthorized)?;
+    let caller = session::authenticate(state, &token, &req.client)?;
     match (&caller.kind, access) {
         (AuthKind::ApiKey { .. }, Access::Session | Access::Admin) => {
             return Err(Error::Forbidden(

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::{OauthLink, OauthProvider};
 use crate::state::AppState;
 
+use super::cookie;
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Route;
@@ -19,8 +20,8 @@ use super::view::UserView;
 
 /// Cookie binding an authorization to the browser that started it (login CSRF defence).
 const BINDING_COOKIE: &str = "posta_oauth";
-/// The dashboard's session cookie.
-pub const SESSION_COOKIE: &str = "posta_session";
+/// Path the binding cookie is limited to.
+const OAUTH_PATH: &str = "/api/v1/auth/oauth";
 
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -116,16 +117,6 @@ impl From<&OauthProvider> for ProviderView {
     }
 }
 
-fn secure(state: &AppState) -> &'static str {
-    let https = state.cfg.tls_cert.is_some()
-        || state
-            .cfg
-            .web_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"));
-    if https { "; Secure" } else { "" }
-}
-
 /// Public SSO routes.
 pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
     match route {
@@ -141,11 +132,7 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
             let mut r = response::redirect(&url);
             response::set_cookie(
                 &mut r,
-                &format!(
-                    "{BINDING_COOKIE}={binding}; Path=/api/v1/auth/oauth; Max-Age={}; HttpOnly; SameSite=Lax{}",
-                    oidc::STATE_TTL,
-                    secure(state)
-                ),
+                &cookie::scoped(state, BINDING_COOKIE, &binding, OAUTH_PATH, oidc::STATE_TTL),
             );
             Ok(r)
         }
@@ -168,23 +155,13 @@ fn callback_response(
     state: &AppState,
     result: Result<crate::domain::session::SignedIn, SsoError>,
 ) -> Resp {
-    let clear_binding = format!(
-        "{BINDING_COOKIE}=; Path=/api/v1/auth/oauth; Max-Age=0; HttpOnly; SameSite=Lax{}",
-        secure(state)
-    );
+    let clear_binding = cookie::scoped(state, BINDING_COOKIE, "", OAUTH_PATH, 0);
     let web = state.cfg.web_url.clone();
     let mut r = match (result, web) {
         (Ok(s), Some(web)) => {
             let mut r = response::redirect(&format!("{web}/#token={}", s.token));
             let ttl = s.expires_at - state.now();
-            response::set_cookie(
-                &mut r,
-                &format!(
-                    "{SESSION_COOKIE}={}; Path=/; Max-Age={ttl}; HttpOnly; SameSite=Lax{}",
-                    s.token,
-                    secure(state)
-                ),
-            );
+            response::set_cookie(&mut r, &cookie::session(state, &s.token, ttl, true));
             r
         }
         (Ok(s), None) => response::ok(

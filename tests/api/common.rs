@@ -362,3 +362,24 @@ fn unsafe_free_kill(pid: u32, sig: i32) {
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("posta.redb")
 }
+
+/// Install a Debian package when its command is missing (the test suite does its own set-up).
+pub fn ensure_command(cmd: &str, package: &str) {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if found {
+        return;
+    }
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "{cmd} is needed: apt-get install {package}");
+}

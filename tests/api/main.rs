@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api_keys;
+mod browser;
 mod common;
 mod idp;
 mod mfa;

@@ -10,27 +10,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Install a Debian package when its command is missing (the test suite does its own set-up).
-fn ensure_command(cmd: &str, package: &str) {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd}"))
-        .output()
-        .unwrap()
-        .status
-        .success();
-    if found {
-        return;
-    }
-    let ok = Command::new("sh")
-        .arg("-c")
-        .arg(format!("(apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {package}"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(ok, "{cmd} is needed: apt-get install {package}");
-}
-
 #[test]
 fn systemd_unit_verifies_and_is_hardened() {
     ensure_command("systemd-analyze", "systemd");

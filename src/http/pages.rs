@@ -1,0 +1,67 @@
+//! The dashboard: static pages embedded in the binary (no CDN, works air-gapped), served with a
+//! strict Content-Security-Policy. The pages talk to the JSON API with the session cookie.
+
+use http::{HeaderValue, Method, Request, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::domain::{ClientInfo, session};
+use crate::state::AppState;
+
+use super::response::{self, Resp};
+
+const INDEX: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const APP_CSS: &str = include_str!("../../web/app.css");
+
+/// No inline script or style, nothing from elsewhere; QR codes are `data:` images.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Paths of the dashboard's pages.
+pub const PAGES: &[&str] = &["/login", "/register", "/account", "/admin"];
+
+fn with_csp(mut r: Resp) -> Resp {
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    r
+}
+
+/// Serve a dashboard path, or `None` when the request is for the API.
+pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> Option<Resp> {
+    if !(req.method() == Method::GET || req.method() == Method::HEAD) {
+        return None;
+    }
+    let path = req.uri().path();
+    let page = |ct: &'static str, body: &'static str| {
+        Some(with_csp(response::ok_raw(
+            StatusCode::OK,
+            ct,
+            body.to_owned(),
+        )))
+    };
+    match path {
+        "/" => {
+            // Signed in (a valid session cookie) goes to the account page, else to sign-in.
+            let signed_in = req
+                .headers()
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(';'))
+                .filter_map(|kv| kv.trim().split_once('='))
+                .find(|(k, _)| *k == super::cookie::SESSION)
+                .is_some_and(|(_, t)| session::authenticate(state, t, client).is_ok());
+            Some(with_csp(response::redirect(if signed_in {
+                "/account"
+            } else {
+                "/login"
+            })))
+        }
+        "/assets/app.js" => page("text/javascript; charset=utf-8", APP_JS),
+        "/assets/app.css" => page("text/css; charset=utf-8", APP_CSS),
+        p if PAGES.contains(&p) => page("text/html; charset=utf-8", INDEX),
+        _ => None,
+    }
+}

@@ -1,0 +1,192 @@
+//! The dashboard in a real browser: Debian's chromium driven by playwright-core
+//! (tests/browser/flows.mjs) against the real server and the real identity provider.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::common::*;
+use crate::idp::Idp;
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_flows_in_chromium() {
+    ensure_command("chromium", "chromium");
+    if !browser_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(browser_dir())
+            .output()
+            .expect("npm");
+        assert!(
+            out.status.success(),
+            "npm ci: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let s = TestServer::start_with_url(|c, url| c.web_url = Some(url.to_owned())).await;
+    let idp = Idp::start(&[format!("{}/api/v1/auth/oauth/callback", s.url)]);
+    let admin = s.admin().await;
+    let (st, v) = s
+        .post(
+            "/api/v1/admin/oauth/providers",
+            Some(&admin),
+            json!({
+                "name": "Test IdP", "slug": "test", "type": "oidc", "client_id": "posta",
+                "client_secret": "posta-test-client-secret", "issuer": idp.issuer,
+            }),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let url = s.url.clone();
+    let out = tokio::task::spawn_blocking({
+        let out_dir = out_dir.clone();
+        move || {
+            Command::new("node")
+                .arg(browser_dir().join("flows.mjs"))
+                .env("BASE", url)
+                .env("ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("SSO_NAME", "Test IdP")
+                .env("OUT", &out_dir)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\nscreenshots in {}", out_dir.display());
+    assert!(
+        out.status.success(),
+        "browser flows failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all browser flows passed"));
+    for shot in [
+        "login",
+        "register",
+        "account",
+        "two-factor-setup",
+        "two-factor-recovery-codes",
+        "admin",
+        "account-sso",
+    ] {
+        assert!(out_dir.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_served_with_a_strict_policy() {
+    let s = TestServer::start().await;
+    let r = s.client.get(format!("{}/", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(r.headers()["location"], "/login");
+    for p in ["/login", "/register", "/account", "/admin"] {
+        let r = s.client.get(format!("{}{p}", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("/assets/app.js") && !body.contains("<script>"),
+            "no inline script"
+        );
+    }
+    let r = s
+        .client
+        .get(format!("{}/assets/app.js", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    // Signed in (cookie from the login answer): / goes to the account page.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let r = s
+        .client
+        .get(format!("{}/", s.url))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/account");
+    // The cookie works for the API only with the CSRF header, and not from another origin.
+    let me = |extra: Vec<(&'static str, &'static str)>| {
+        let mut rb = s
+            .client
+            .get(format!("{}/api/v1/users/me", s.url))
+            .header("cookie", &pair);
+        for (k, v) in extra {
+            rb = rb.header(k, v);
+        }
+        rb.send()
+    };
+    assert_eq!(me(vec![]).await.unwrap().status(), 403);
+    assert_eq!(
+        me(vec![("x-requested-with", "posta")])
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        me(vec![
+            ("x-requested-with", "posta"),
+            ("origin", "https://evil.example")
+        ])
+        .await
+        .unwrap()
+        .status(),
+        403
+    );
+    // Logout clears the cookie.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/users/me/sessions/logout", s.url))
+        .header("cookie", &pair)
+        .header("x-requested-with", "posta")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(
+        me(vec![("x-requested-with", "posta")])
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
