@@ -187,14 +187,9 @@ pub async fn change_password(
 /// Create the first admin when the store has none. Returns the generated password, if one
 /// had to be made up, so the caller can show it once.
 pub async fn ensure_first_admin(state: &AppState) -> Result<Option<String>> {
-    let has_admin = state.store.read(|tx| {
-        let mut found = false;
-        store::user::for_each(tx, |u| {
-            found = u.role == Role::Admin;
-            !found
-        })?;
-        Ok(found)
-    })?;
+    let has_admin = state
+        .store
+        .read(|tx| Ok(!store::user::admin_ids(tx)?.is_empty()))?;
     if has_admin {
         return Ok(None);
     }

@@ -6,19 +6,27 @@ use std::path::Path;
 use redb::ReadableTable;
 
 use super::tables::{
-    API_KEY_IDS, API_KEYS, EVENTS, META, OAUTH_LINKS, OAUTH_PROVIDER_SLUGS, OAUTH_PROVIDERS,
-    OAUTH_STATES, SESSIONS, USER_API_KEYS, USER_OAUTH_LINKS, USER_SESSIONS, USERS, USERS_BY_EMAIL,
+    ADMINS, API_KEY_IDS, API_KEYS, EVENTS, META, OAUTH_LINKS, OAUTH_PROVIDER_SLUGS,
+    OAUTH_PROVIDERS, OAUTH_STATES, SESSIONS, USER_API_KEYS, USER_OAUTH_LINKS, USER_SESSIONS, USERS,
+    USERS_BY_EMAIL,
 };
 use super::{OpenError, Store, meta};
 use crate::error::{Error, Result};
 
 /// The layout this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
-/// Migration steps: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`. Empty while the
-/// layout is the first one; each future step runs in its own write transaction.
+/// Migration steps: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`, each in its own
+/// write transaction together with the version bump.
 type Step = fn(&redb::WriteTransaction) -> Result<()>;
-const MIGRATIONS: &[Step] = &[];
+const MIGRATIONS: &[Step] = &[migration_001_admin_index];
+
+/// v1 → v2: index admins so start-up and last-admin checks do not scan every user.
+fn migration_001_admin_index(tx: &redb::WriteTransaction) -> Result<()> {
+    let n = super::user::rebuild_admin_index(tx)?;
+    tracing::info!(admins = n, "built the admin index");
+    Ok(())
+}
 
 pub(super) fn run(store: &Store, path: &Path, existed: bool) -> Result<(), OpenError> {
     let corrupt = |e: Error| OpenError::Corrupt {
@@ -115,7 +123,8 @@ pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
             OAUTH_PROVIDER_SLUGS,
             OAUTH_LINKS,
             USER_OAUTH_LINKS,
-            OAUTH_STATES
+            OAUTH_STATES,
+            ADMINS
         );
         dst.commit()?;
     }

@@ -38,3 +38,6 @@ pub const USER_OAUTH_LINKS: TableDefinition<'_, (u128, u128), &str> =
     TableDefinition::new("user_oauth_links_v1");
 /// `state → OauthStateRecord`: pending authorizations (single use, 10 minutes).
 pub const OAUTH_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("oauth_states_v1");
+/// `user id → ()` for every user whose role is admin (schema v2): first-admin and last-admin
+/// checks without scanning all users.
+pub const ADMINS: TableDefinition<'_, u128, ()> = TableDefinition::new("admins_v1");

@@ -3,7 +3,7 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
-use super::tables::{USERS, USERS_BY_EMAIL};
+use super::tables::{ADMINS, USERS, USERS_BY_EMAIL};
 use super::{Tx, WriteTransaction, codec};
 use crate::error::{Error, Result};
 use crate::model::{Role, User};
@@ -37,17 +37,22 @@ pub fn insert(tx: &WriteTransaction, u: &User) -> Result<()> {
         return Err(Error::Conflict("email already registered".into()));
     }
     idx.insert(u.email.as_str(), u.id.as_u128())?;
-    let bytes = codec::encode_user(u)?;
-    tx.open_table(USERS)?
-        .insert(u.id.as_u128(), bytes.as_slice())?;
-    Ok(())
+    drop(idx);
+    update(tx, u)
 }
 
-/// Overwrite an existing user (the email never changes through this path).
+/// Overwrite an existing user (the email never changes through this path), keeping the
+/// admin index in step with the role.
 pub fn update(tx: &WriteTransaction, u: &User) -> Result<()> {
     let bytes = codec::encode_user(u)?;
     tx.open_table(USERS)?
         .insert(u.id.as_u128(), bytes.as_slice())?;
+    let mut admins = tx.open_table(ADMINS)?;
+    if u.role == Role::Admin {
+        admins.insert(u.id.as_u128(), ())?;
+    } else {
+        admins.remove(u.id.as_u128())?;
+    }
     Ok(())
 }
 
@@ -55,6 +60,7 @@ pub fn update(tx: &WriteTransaction, u: &User) -> Result<()> {
 pub fn remove(tx: &WriteTransaction, u: &User) -> Result<()> {
     tx.open_table(USERS)?.remove(u.id.as_u128())?;
     tx.open_table(USERS_BY_EMAIL)?.remove(u.email.as_str())?;
+    tx.open_table(ADMINS)?.remove(u.id.as_u128())?;
     Ok(())
 }
 
@@ -72,16 +78,43 @@ pub fn for_each(tx: &impl Tx, mut f: impl FnMut(User) -> bool) -> Result<()> {
     Ok(())
 }
 
+/// Ids of admins (active or not), from the admin index.
+pub fn admin_ids(tx: &impl Tx) -> Result<Vec<Uuid>> {
+    let Some(t) = tx.table(ADMINS)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in t.iter()? {
+        out.push(Uuid::from_u128(row?.0.value()));
+    }
+    Ok(out)
+}
+
 /// Number of active admins.
 pub fn active_admins(tx: &impl Tx) -> Result<usize> {
     let mut n = 0;
-    for_each(tx, |u| {
-        if u.active && u.role == Role::Admin {
+    for id in admin_ids(tx)? {
+        if get(tx, id)?.is_some_and(|u| u.active && u.role == Role::Admin) {
             n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Rebuild the admin index from the users table (migration 1 → 2).
+pub fn rebuild_admin_index(tx: &WriteTransaction) -> Result<usize> {
+    let mut ids = Vec::new();
+    for_each(tx, |u| {
+        if u.role == Role::Admin {
+            ids.push(u.id);
         }
         true
     })?;
-    Ok(n)
+    let mut t = tx.open_table(ADMINS)?;
+    for id in &ids {
+        t.insert(id.as_u128(), ())?;
+    }
+    Ok(ids.len())
 }
 
 /// Total number of users.

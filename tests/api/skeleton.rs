@@ -576,3 +576,46 @@ fn admin_cli_manages_accounts() {
     );
     assert!(!ok && err.contains("no user"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_store_is_migrated_at_open() {
+    // A store in the v1 layout: users but no admin index, schema_version 1.
+    let s = TestServer::start().await;
+    s.register("Old", "old@example.com").await;
+    let (dir, clock) = s.stop().await;
+    {
+        let store = posta::store::Store::open(&db_path(dir.path())).unwrap();
+        store
+            .write_blocking(|tx| {
+                tx.delete_table(posta::store::tables::ADMINS).unwrap();
+                posta::store::meta::set_schema_version(tx, 1)
+            })
+            .unwrap();
+        let v = store.read(posta::store::meta::schema_version).unwrap();
+        assert_eq!(v, Some(1));
+    }
+    let cfg = test_config(dir.path());
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let admin = s.admin().await;
+    let (_, users) = s.get("/api/v1/admin/users", Some(&admin)).await;
+    assert_eq!(
+        users["pageable"]["total_elements"], 2,
+        "no second admin was created"
+    );
+    // The rebuilt index knows the admin: the last-admin rule still holds.
+    let (_, me) = s.get("/api/v1/users/me", Some(&admin)).await;
+    let (st, _) = s
+        .put(
+            &format!("/api/v1/admin/users/{}", me["data"]["id"].as_str().unwrap()),
+            Some(&admin),
+            json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    let (dir, _) = s.stop().await;
+    let store = posta::store::Store::open(&db_path(dir.path())).unwrap();
+    assert_eq!(
+        store.read(posta::store::meta::schema_version).unwrap(),
+        Some(posta::store::SCHEMA_VERSION)
+    );
+}
