@@ -51,6 +51,8 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Rewrite the store compactly to reclaim free space (server stopped).
+    Compact,
     /// Write users, keys (hashes only), providers (no secrets) and settings as JSON lines.
     Export {
         /// Output format (only `jsonl`).
@@ -120,7 +122,7 @@ pub fn main() -> ExitCode {
         println!("# configuration is valid");
         return ExitCode::SUCCESS;
     }
-    init_logging(&cfg);
+    let _log_guard = init_logging(&cfg);
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -141,6 +143,9 @@ pub fn main() -> ExitCode {
         Some(Cmd::Backup { file }) => rt.block_on(backup(&cfg, &file)),
         Some(Cmd::Restore { file, force }) => restore(&cfg, &file, force),
         Some(Cmd::Export { format }) => rt.block_on(export(&cfg, &format)),
+        Some(Cmd::Compact) => Store::compact_file(&cfg.db_path())
+            .map(|(b, a)| println!("compacted {}: {b} -> {a} bytes", cfg.db_path().display()))
+            .map_err(|e| e.to_string()),
         Some(Cmd::Version | Cmd::CheckConfig) => Ok(()),
     };
     match result {
@@ -152,18 +157,24 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cfg: &Config) {
+/// Logs go to stderr through a background writer thread, so a request never waits on the
+/// log's write(2); lines are never dropped (back-pressure instead). The guard flushes on drop.
+fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if cfg.log_format == "json" {
         b.json().flatten_event(true).init();
     } else {
         b.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
+    guard
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {

@@ -71,6 +71,7 @@ pub struct Config {
     pub max_connections: usize,
     pub shutdown_grace_secs: u64,
     pub audit_max_events: u64,
+    pub store_cache_mib: usize,
 }
 
 impl Default for Config {
@@ -109,6 +110,7 @@ impl Default for Config {
             max_connections: 4096,
             shutdown_grace_secs: 10,
             audit_max_events: 100_000,
+            store_cache_mib: 64,
         }
     }
 }

@@ -57,7 +57,8 @@ pub async fn run(
 /// Open the state (store, keys, first admin) for `cfg`.
 pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, RunError> {
     let path = cfg.db_path();
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&path))
+    let cache = cfg.store_cache_mib.saturating_mul(1024 * 1024);
+    let store = tokio::task::spawn_blocking(move || store::Store::open_with_cache(&path, cache))
         .await
         .map_err(|e| RunError::Startup(e.to_string()))??;
     let state = AppState::new(cfg, store, clock).map_err(|e| RunError::Startup(e.to_string()))?;

@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::Semaphore;
-
 use crate::auth::crypto::{self, Sealer};
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Cost;
@@ -34,8 +32,8 @@ pub struct Inner {
     pub sealer: Sealer,
     /// Time source.
     pub clock: Arc<dyn Clock>,
-    /// Bounds concurrent argon2 work to the core count.
-    pub hash_permits: Semaphore,
+    /// Threads that run argon2, one per core.
+    pub hash_pool: HashPool,
     /// Hash verified for unknown emails so they cost the same as known ones.
     pub dummy_hash: String,
     /// Cached platform settings (this process is the only writer).
@@ -87,7 +85,7 @@ impl AppState {
             jwt: JwtKeys::new(&jwt_secret, &cfg.jwt_issuer),
             sealer: Sealer::new(enc_key),
             clock,
-            hash_permits: Semaphore::new(permits),
+            hash_pool: HashPool::new(permits),
             dummy_hash,
             settings: RwLock::new(settings),
             limiter: Limiter::new(100_000),
@@ -116,6 +114,15 @@ impl AppState {
             .map_or_else(|p| p.into_inner().clone(), |s| s.clone())
     }
 
+    /// Whether every account must enrol TOTP (read without cloning the settings: hot path).
+    #[must_use]
+    pub fn two_factor_required(&self) -> bool {
+        self.settings.read().map_or_else(
+            |p| p.into_inner().two_factor_required,
+            |s| s.two_factor_required,
+        )
+    }
+
     /// Replace the cached settings after a committed update.
     pub fn set_settings(&self, s: Settings) {
         match self.settings.write() {
@@ -130,19 +137,12 @@ impl AppState {
         cost(&self.cfg)
     }
 
-    /// Run CPU-heavy work (argon2) on the blocking pool, at most one per core at a time.
+    /// Run CPU-heavy work (argon2) on the dedicated hashing threads, one per core.
     pub async fn hash_work<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
-            .hash_permits
-            .acquire()
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| Error::Internal(format!("hash task: {e}")))
+        self.hash_pool.run(f).await
     }
 
     /// Whether password self-registration is open now (config `false` always wins).
@@ -185,4 +185,69 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(key)
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads for password hashing. Bounding the threads (not just the
+/// concurrency) bounds memory too: each argon2 run allocates `m` KiB, and the allocator keeps
+/// per-thread arenas, so a few long-lived threads hold far less than many short-lived ones.
+pub struct HashPool {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+impl HashPool {
+    /// Start `threads` hashing threads.
+    #[must_use]
+    pub fn new(threads: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads.max(1) {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("posta-hash-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A panicking job must not take the thread with it.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return, // pool dropped
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a hashing thread");
+            }
+        }
+        Self {
+            tx: std::sync::Mutex::new(tx),
+        }
+    }
+
+    /// Run `f` on a hashing thread and await its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(f());
+        });
+        let sent = match self.tx.lock() {
+            Ok(tx) => tx.send(job).is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
+            return Err(Error::Unavailable);
+        }
+        result
+            .await
+            .map_err(|_| Error::Internal("hashing thread failed".into()))
+    }
 }

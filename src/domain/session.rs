@@ -319,7 +319,7 @@ pub fn authenticate(state: &AppState, bearer: &str, client: &ClientInfo) -> Resu
         store::user::get(tx, uid)
     })?;
     let user = user.filter(|u| u.active).ok_or(Error::Unauthorized)?;
-    let setup_required = user.totp.is_none() && state.settings().two_factor_required;
+    let setup_required = user.totp.is_none() && state.two_factor_required();
     Ok(Caller {
         user,
         kind: AuthKind::Session {

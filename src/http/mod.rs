@@ -143,9 +143,7 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&rid.to_string()) {
-        h.insert("x-request-id", v);
-    }
+    h.insert("x-request-id", HeaderValue::from(rid));
     if let Some(o) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
         h.insert(
@@ -162,9 +160,9 @@ async fn route_and_run(
     peer: SocketAddr,
     route_name: &mut &'static str,
 ) -> Result<Resp> {
-    let client = ClientInfo {
+    let mut client = ClientInfo {
         ip: request::client_ip(peer, req.headers(), &state.trusted_proxies),
-        user_agent: request::user_agent(req.headers()),
+        user_agent: String::new(),
     };
     if let Some(page) = pages::serve(state, &req, &client) {
         *route_name = "dashboard";
@@ -172,6 +170,10 @@ async fn route_and_run(
     }
     let route = Route::parse(req.method(), req.uri().path())?;
     *route_name = route.name();
+    if route.opens_session() {
+        // Only sign-ins record the user agent (with the session); skip the copy elsewhere.
+        client.user_agent = request::user_agent(req.headers());
+    }
     let (parts, body) = req.into_parts();
     let mut req = Req::new(parts, body, state.cfg.max_body_bytes, client);
     let access = match route {

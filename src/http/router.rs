@@ -237,6 +237,15 @@ impl Route {
         }
     }
 
+    /// Routes that may create a session (and so record the user agent).
+    #[must_use]
+    pub fn opens_session(&self) -> bool {
+        matches!(
+            self,
+            Route::Login | Route::Register | Route::OauthCallback(_)
+        )
+    }
+
     /// Routes a session may use before completing a required 2FA enrolment.
     #[must_use]
     pub fn allowed_before_2fa_setup(&self) -> bool {

@@ -67,6 +67,10 @@ pub enum OpenError {
     },
 }
 
+/// Default page-cache budget: enough for the hot tables of a large install, small enough
+/// that the process stays light (redb's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 /// Cheaply cloneable handle on the database.
 #[derive(Clone)]
 pub struct Store {
@@ -120,6 +124,11 @@ impl Store {
     /// Open (or create) the database file, refusing locked, corrupt or newer files, and run
     /// pending migrations.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page-cache budget in bytes.
+    pub fn open_with_cache(path: &Path, cache_bytes: usize) -> Result<Self, OpenError> {
         let io = |e: std::io::Error| OpenError::Io {
             path: path.to_owned(),
             reason: e.to_string(),
@@ -129,6 +138,7 @@ impl Store {
         }
         let existed = path.exists() && std::fs::metadata(path).map_err(io)?.len() > 0;
         let db = match Database::builder()
+            .set_cache_size(cache_bytes)
             .set_repair_callback(|_| {
                 tracing::warn!(
                     "database was not closed cleanly; redb is recovering the last committed state"
@@ -220,6 +230,24 @@ impl Store {
     /// Copy every table into a new database file at `dest` from one read snapshot.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         migrate::copy_all(self, dest)
+    }
+
+    /// Rewrite the file compactly (server stopped). Returns the sizes before and after.
+    pub fn compact_file(path: &Path) -> Result<(u64, u64), OpenError> {
+        let before = Self::file_size(path);
+        let store = Self::open(path)?;
+        let Ok(mut db) = Arc::try_unwrap(store.db) else {
+            return Err(OpenError::Io {
+                path: path.to_owned(),
+                reason: "database still in use".into(),
+            });
+        };
+        db.compact().map_err(|e| OpenError::Io {
+            path: path.to_owned(),
+            reason: format!("compaction: {e}"),
+        })?;
+        drop(db);
+        Ok((before, Self::file_size(path)))
     }
 
     /// Readiness probe: a real read of the meta table.

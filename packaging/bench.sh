@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Posta benchmarks against the physical limits of this machine, in one run:
+#   hyper hello-world (examples/hello.rs) vs /healthz, /users/me (JWT), /auth/verify (API key);
+#   login vs raw argon2id on all cores; unknown vs known email; a 300-connection login storm
+#   (peak RSS, /healthz latency meanwhile); a 1 000-user vs 1 000 000-user store.
+# Baseline and subject runs alternate; each ratio is against the baseline run just before it.
+# Usage: packaging/bench.sh [--users N] [--seconds S]   (defaults: 1000000 users, 10 s runs)
+# It reports; it never fails on slow numbers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+USERS=1000000
+SECS=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --users) USERS=$2; shift 2 ;;
+    --seconds) SECS=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for tool in wrk bc curl; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool"; }
+done
+cargo build --release --locked --bin posta --examples >&2
+BIN=$PWD/target/release/posta
+EX=$PWD/target/release/examples
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+CONNS=32
+PW=violet-tractor-41-moss
+
+wait_line() { # file -> prints the address from "listening addr=…"
+  for _ in $(seq 1 500); do
+    if grep -q '^listening addr=' "$1" 2>/dev/null; then sed -n 's/^listening addr=//p' "$1" | head -1; return; fi
+    sleep 0.01
+  done
+  echo "no listening line in $1" >&2; exit 1
+}
+rss_kib() { awk -v k="$2" '$1==k":" {print $2}' "/proc/$1/status"; }
+
+start_posta() { # data_dir -> sets URL PID, prints time to ready
+  local dir=$1 t0 t1
+  t0=$(date +%s.%N)
+  (cd "$dir" && POSTA_DATA_DIR="$dir" POSTA_HOST=127.0.0.1 POSTA_PORT=0 POSTA_AUTH_RATE_LIMIT_ENABLED=false \
+     POSTA_ADMIN_PASSWORD=Admin-bench-passphrase-9 exec "$BIN" serve >"$dir/stdout" 2>"$dir/stderr") &
+  PID=$!; PIDS+=("$PID")
+  URL=http://$(wait_line "$dir/stdout")
+  until curl -sf "$URL/readyz" >/dev/null; do sleep 0.005; done
+  t1=$(date +%s.%N)
+  READY_SECS=$(echo "$t1 - $t0" | bc -l)
+}
+stop_posta() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
+
+# wrk: "<req/s> <p99 ms>"
+run_wrk() { # url [extra wrk args...]
+  local url=$1; shift
+  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" "$url" 2>&1 | awk '
+    /Requests\/sec/ {rps=$2}
+    /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
+    END {printf "%.0f %.2f\n", rps, p99}'
+}
+
+cat > "$WORK/login.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"email":"' .. os.getenv("BENCH_EMAIL") .. '","password":"' .. (os.getenv("BENCH_PASSWORD") or "$PW") .. '"}'
+LUA
+
+"$EX/hello" 127.0.0.1:0 >"$WORK/hello.out" 2>&1 &
+HELLO_PID=$!; PIDS+=("$HELLO_PID")
+HELLO=http://$(wait_line "$WORK/hello.out")
+
+echo "# Posta benchmark $(date -u +%FT%TZ)"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); wrk -t2 -c$CONNS -d${SECS}s, client and server on this host"
+echo "binary: $(stat -c %s "$BIN") bytes (release build; the static build is packaging/build-release.sh)"
+echo
+
+bench_store() { # users -> one table of HTTP figures for a store of that size
+  local n=$1
+  local dir=$WORK/store-$n fill key token
+  mkdir -p "$dir"
+  fill=$("$EX/fill_store" "$dir" "$n" 2>/dev/null)
+  key=$(sed -n 's/^key=//p' <<<"$fill")
+  (cd "$dir" && POSTA_DATA_DIR="$dir" "$BIN" compact >/dev/null)
+  local bytes; bytes=$(stat -c %s "$dir/posta.redb")
+  start_posta "$dir"
+  local idle; idle=$(rss_kib "$PID" VmRSS)
+  token=$(curl -s "$URL/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PW\"}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  echo "## Store with $n users and $n API keys"
+  echo "file: $bytes bytes ($((bytes / (n + 1))) bytes per user, after \`posta compact\`); cold start to ready: $(printf %.3f "$READY_SECS") s; idle RSS: $((idle / 1024)) MiB"
+  echo
+  echo "| request | req/s | p99 ms | hello-world req/s (run just before) | ratio |"
+  echo "|---|---|---|---|---|"
+  for subject in healthz me verify; do
+    read -r base_rps base_p99 < <(run_wrk "$HELLO/")
+    case $subject in
+      healthz) read -r rps p99 < <(run_wrk "$URL/api/v1/healthz"); name='GET /api/v1/healthz' ;;
+      me) read -r rps p99 < <(run_wrk "$URL/api/v1/users/me" -H "Authorization: Bearer $token"); name='GET /api/v1/users/me (JWT)' ;;
+      verify) read -r rps p99 < <(run_wrk "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key"); name='GET /api/v1/auth/verify (API key)' ;;
+    esac
+    echo "| $name | $rps | $p99 | $base_rps | $(echo "scale=2; $rps / $base_rps" | bc -l) |"
+  done
+  echo "peak RSS: $(( $(rss_kib "$PID" VmHWM) / 1024 )) MiB"
+  echo
+  stop_posta
+}
+
+bench_store 1000
+[ "$USERS" -gt 1000 ] && bench_store "$USERS"
+
+echo "## Login (default argon2id m=19456 KiB, t=2, p=1; throttling off)"
+dir=$WORK/login; mkdir -p "$dir"; "$EX/fill_store" "$dir" 10 >/dev/null 2>&1
+start_posta "$dir"
+raw=$("$EX/argon2_rate" "$SECS" | sed 's/.*: \([0-9.]*\) verifications.*/\1/')
+read -r known_rps known_p99 < <(BENCH_EMAIL=bench@example.com run_wrk "$URL/api/v1/auth/login" -s "$WORK/login.lua")
+lat() { BENCH_EMAIL=$1 wrk -t1 -c1 -d"${SECS}s" -s "$WORK/login.lua" "$URL/api/v1/auth/login" | awk '/Latency/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}'; }
+ok_lat=$(lat bench@example.com)
+# What an attacker can compare: a wrong password for a known email vs an unknown email.
+known_lat=$(BENCH_PASSWORD=wrong-password-00 lat bench@example.com)
+unknown_lat=$(BENCH_PASSWORD=wrong-password-00 lat nobody@example.com)
+echo "| measure | value |"
+echo "|---|---|"
+echo "| raw argon2id verifications/s, all cores | $raw |"
+echo "| POST /api/v1/auth/login req/s ($CONNS connections) | $known_rps (ratio $(echo "scale=2; $known_rps / $raw" | bc -l)), p99 $known_p99 ms |"
+echo "| successful login latency (1 connection) | $ok_lat ms |"
+echo "| failed login latency, known email, wrong password (1 connection) | $known_lat ms |"
+echo "| failed login latency, unknown email (1 connection) | $unknown_lat ms ($(echo "scale=1; ($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l) % vs known) |"
+
+# The storm: 300 concurrent logins; probe /healthz meanwhile.
+before=$(rss_kib "$PID" VmHWM)
+(BENCH_EMAIL=bench@example.com wrk -t2 -c300 -d"${SECS}s" -s "$WORK/login.lua" "$URL/api/v1/auth/login" >/dev/null 2>&1) &
+STORM=$!
+sleep 1
+worst=0
+while kill -0 "$STORM" 2>/dev/null; do
+  t=$(curl -s -o /dev/null -w '%{time_total}' "$URL/api/v1/healthz" || echo 9)
+  worst=$(echo "if ($t > $worst) $t else $worst" | bc -l)
+  sleep 0.1
+done
+echo "| peak RSS during 300 concurrent logins | $(( $(rss_kib "$PID" VmHWM) / 1024 )) MiB (before: $((before / 1024)) MiB) |"
+echo "| slowest /healthz during the storm | $(printf %.1f "$(echo "$worst * 1000" | bc -l)") ms |"
+stop_posta
