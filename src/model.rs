@@ -74,6 +74,32 @@ pub struct User {
     pub pending_totp: Option<Vec<u8>>,
 }
 
+impl User {
+    /// A new active account with no second factor.
+    #[must_use]
+    pub fn new(
+        name: String,
+        email: String,
+        password_hash: Option<String>,
+        role: Role,
+        now: i64,
+    ) -> Self {
+        Self {
+            id: Uuid::new_v4(),
+            name,
+            email,
+            password_hash,
+            role,
+            active: true,
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            totp: None,
+            pending_totp: None,
+        }
+    }
+}
+
 /// A signed-in browser or client: the `jti` of a JWT.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {

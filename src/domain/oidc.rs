@@ -15,7 +15,7 @@ use crate::model::{OauthLink, OauthProvider, OauthState, ProviderKind, Role, Use
 use crate::state::AppState;
 use crate::store;
 
-use super::session::{SignedIn, open_session};
+use super::session::{SignedIn, complete_sign_in};
 use super::{Caller, ClientInfo, audit, user};
 
 /// Lifetime of a pending authorization.
@@ -577,7 +577,7 @@ async fn finish(
         .store
         .write(move |tx| {
             let link = store::oauth::link(tx, prov.id, &ident.subject)?;
-            let mut u: User = match link {
+            let u: User = match link {
                 Some(mut l) => {
                     l.last_used_at = Some(now);
                     store::oauth::put_link(tx, &l)?;
@@ -613,19 +613,7 @@ async fn finish(
                                 .unwrap_or_else(|| {
                                     email.split('@').next().unwrap_or("user").to_owned()
                                 });
-                            let u = User {
-                                id: Uuid::new_v4(),
-                                name,
-                                email: email.clone(),
-                                password_hash: None,
-                                role: Role::User,
-                                active: true,
-                                created_at: now,
-                                updated_at: now,
-                                last_login_at: None,
-                                totp: None,
-                                pending_totp: None,
-                            };
+                            let u = User::new(name, email.clone(), None, Role::User, now);
                             store::user::insert(tx, &u)?;
                             (u, true)
                         }
@@ -662,19 +650,8 @@ async fn finish(
                 ev.record(&st, tx, now)?;
                 return Ok(Err(SsoError::AccountDisabled));
             }
-            u.last_login_at = Some(now);
-            store::user::update(tx, &u)?;
-            let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
-            let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(&cl));
-            ev.email = Some(&u.email);
-            ev.detail = format!("sso:{}", prov.slug);
-            ev.record(&st, tx, now)?;
-            Ok(Ok(SignedIn {
-                token,
-                user: u,
-                expires_at,
-                two_factor_setup_required: setup_required,
-            }))
+            let how = format!("sso:{}", prov.slug);
+            complete_sign_in(&st, tx, u, &cl, now, &how, setup_required).map(Ok)
         })
         .await?
 }

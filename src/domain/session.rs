@@ -67,6 +67,32 @@ pub fn open_session(
     Ok((state.jwt.sign(&claims)?, s.expires_at))
 }
 
+/// The common end of every sign-in, inside its transaction: record the login, open a
+/// session, audit it.
+pub fn complete_sign_in(
+    state: &AppState,
+    tx: &WriteTransaction,
+    mut u: User,
+    client: &ClientInfo,
+    now: i64,
+    how: &str,
+    two_factor_setup_required: bool,
+) -> Result<SignedIn> {
+    u.last_login_at = Some(now);
+    store::user::update(tx, &u)?;
+    let (token, expires_at) = open_session(state, tx, &u, client, now)?;
+    let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(client));
+    ev.email = Some(&u.email);
+    ev.detail = how.to_owned();
+    ev.record(state, tx, now)?;
+    Ok(SignedIn {
+        token,
+        user: u,
+        expires_at,
+        two_factor_setup_required,
+    })
+}
+
 /// `POST /auth/login`.
 pub async fn login(
     state: &AppState,
@@ -157,19 +183,7 @@ pub async fn login(
             if let Some(h) = rehash {
                 u.password_hash = Some(h);
             }
-            u.last_login_at = Some(now);
-            store::user::update(tx, &u)?;
-            let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
-            let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(&cl));
-            ev.email = Some(&u.email);
-            ev.detail = "password".into();
-            ev.record(&st, tx, now)?;
-            Ok(Ok(SignedIn {
-                token,
-                user: u,
-                expires_at,
-                two_factor_setup_required: setup_required,
-            }))
+            complete_sign_in(&st, tx, u, &cl, now, "password", setup_required).map(Ok)
         })
         .await?;
     match res {

@@ -1,7 +1,5 @@
 //! Accounts: email canonicalisation, creation, profile, password change, the first admin.
 
-use uuid::Uuid;
-
 use crate::auth::password;
 use crate::error::{Error, Result};
 use crate::model::{Role, User};
@@ -101,19 +99,7 @@ pub async fn prepare(
 /// A fresh user record.
 #[must_use]
 pub fn new_record(n: NewUser, now: i64) -> User {
-    User {
-        id: Uuid::new_v4(),
-        name: n.name,
-        email: n.email,
-        password_hash: Some(n.password_hash),
-        role: n.role,
-        active: true,
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        totp: None,
-        pending_totp: None,
-    }
+    User::new(n.name, n.email, Some(n.password_hash), n.role, now)
 }
 
 /// Update the caller's own name.
