@@ -16,6 +16,7 @@ fn browser_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_flows_in_chromium() {
     ensure_command("chromium", "chromium");
+    crate::idp::ensure_npm();
     if !browser_dir()
         .join("node_modules/playwright-core/package.json")
         .exists()

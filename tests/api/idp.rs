@@ -22,6 +22,8 @@ pub fn ensure_npm() {
     if *done {
         return;
     }
+    crate::common::ensure_command("node", "nodejs");
+    crate::common::ensure_command("npm", "npm");
     let dir = oidc_dir();
     if !dir.join("node_modules/oidc-provider/package.json").exists() {
         let out = Command::new("npm")
