@@ -1,7 +1,7 @@
 //! Command line: `serve` (default), `version`, `check-config`, `healthcheck`, and `admin`
 //! maintenance commands that work on the data directory while the server is stopped.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -281,10 +281,7 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
             .map_err(|e| e.to_string())?;
         let pw = line.trim_end_matches(['\r', '\n']).to_owned();
         if pw.is_empty() {
-            let mut rest = String::new();
-            std::io::stdin()
-                .read_to_string(&mut rest)
-                .map_err(|e| e.to_string())?;
+            return Err("--password-stdin: no password on the first line of stdin".into());
         }
         Ok((pw, false))
     } else {
@@ -443,23 +440,19 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
 /// running server's control socket.
 async fn snapshot_bytes(cfg: &Config, cmd: &str) -> Result<Vec<u8>, String> {
     match Store::open_read_only(&cfg.db_path()) {
-        Ok(snap) => match cmd {
-            "backup" => {
-                let tmp = cfg
-                    .data_dir
-                    .join(format!("backup-{}.redb.tmp", uuid::Uuid::new_v4()));
-                let r = snap.backup_to(&tmp).map_err(|e| e.to_string());
-                let bytes = r.and_then(|()| std::fs::read(&tmp).map_err(|e| e.to_string()));
-                let _ = std::fs::remove_file(&tmp);
-                bytes
-            }
-            _ => snap
-                .read(crate::domain::export::jsonl)
-                .map(String::into_bytes)
-                .map_err(|e| e.to_string()),
-        },
+        Ok(snap) => snap
+            .read(|tx| Ok(crate::control::answer(tx, cmd, &cfg.data_dir)))
+            .map_err(|e| e.to_string())
+            .and_then(|r| r),
         #[cfg(unix)]
         Err(store::OpenError::Locked(_)) => crate::control::request(&cfg.data_dir, cmd).await,
+        // After a crash: recover the last committed state as the server would at start-up,
+        // then answer from it (no server runs, or the open would report the lock).
+        Err(store::OpenError::NeedsRecovery(_)) => Store::open(&cfg.db_path())
+            .map_err(|e| e.to_string())?
+            .read(|tx| Ok(crate::control::answer(tx, cmd, &cfg.data_dir)))
+            .map_err(|e| e.to_string())
+            .and_then(|r| r),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::state::AppState;
+use crate::store::ReadTransaction;
 
 /// The socket's path for a data directory.
 #[must_use]
@@ -17,34 +18,15 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join("posta.sock")
 }
 
-/// Produce the snapshot bytes for a command.
-async fn answer(state: &AppState, cmd: &str) -> Result<Vec<u8>, String> {
+/// The answer to a command, from one read transaction: the same whether the CLI reads the file
+/// itself (server stopped) or the server answers over the socket.
+pub fn answer(tx: &ReadTransaction, cmd: &str, scratch_dir: &Path) -> Result<Vec<u8>, String> {
     match cmd {
-        "backup" => {
-            let tmp = state
-                .cfg
-                .data_dir
-                .join(format!("backup-{}.redb.tmp", uuid::Uuid::new_v4()));
-            let store = state.store.clone();
-            let t2 = tmp.clone();
-            let res = tokio::task::spawn_blocking(move || store.backup_to(&t2))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            let bytes = match res {
-                Ok(()) => tokio::fs::read(&tmp).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
-            let _ = tokio::fs::remove_file(&tmp).await;
-            bytes
-        }
-        "export" => state
-            .store
-            .read(crate::domain::export::jsonl)
-            .map(String::into_bytes)
-            .map_err(|e| e.to_string()),
-        other => Err(format!("unknown command {other:?}")),
+        "backup" => crate::store::snapshot_bytes(tx, scratch_dir),
+        "export" => crate::domain::export::jsonl(tx).map(String::into_bytes),
+        other => return Err(format!("unknown command {other:?}")),
     }
+    .map_err(|e| e.to_string())
 }
 
 /// Serve the control socket until the task is aborted.
@@ -75,7 +57,16 @@ pub async fn serve(state: AppState) {
             }
             let cmd = line.trim().to_owned();
             tracing::info!(command = %cmd, "control socket request");
-            let reply = answer(&state, &cmd).await;
+            let st = state.clone();
+            let reply = tokio::task::spawn_blocking(move || {
+                st.store
+                    .read(|tx| Ok(answer(tx, &cmd, &st.cfg.data_dir)))
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r)
+            })
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r);
             let _ = match reply {
                 Ok(bytes) => {
                     let head = format!("OK {}\n", bytes.len());

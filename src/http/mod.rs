@@ -54,7 +54,9 @@ pub async fn handle(
         .filter(|o| state.cors_origins.iter().any(|a| a == o))
         .map(str::to_owned);
 
-    let api_key = request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key);
+    // Only metrics need to know the credential kind; skip the header scan otherwise.
+    let api_key = state.cfg.metrics_enabled
+        && request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key);
     let mut route_name = "unmatched";
     let result = if method == Method::OPTIONS && origin.is_some() {
         preflight(allowed_origin.is_some())

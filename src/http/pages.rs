@@ -44,15 +44,8 @@ pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> 
     match path {
         "/" => {
             // Signed in (a valid session cookie) goes to the account page, else to sign-in.
-            let signed_in = req
-                .headers()
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|kv| kv.trim().split_once('='))
-                .find(|(k, _)| *k == super::cookie::SESSION)
-                .is_some_and(|(_, t)| session::authenticate(state, t, client).is_ok());
+            let signed_in = super::request::cookie(req.headers(), super::cookie::SESSION)
+                .is_some_and(|t| session::authenticate(state, t, client).is_ok());
             Some(with_csp(response::redirect(if signed_in {
                 "/account"
             } else {

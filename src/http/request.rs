@@ -104,15 +104,7 @@ impl Req {
     /// A cookie's value.
     #[must_use]
     pub fn cookie(&self, name: &str) -> Option<String> {
-        self.parts
-            .headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_owned())
+        cookie(&self.parts.headers, name).map(str::to_owned)
     }
 
     /// The bearer credential, if any.
@@ -120,6 +112,18 @@ impl Req {
     pub fn bearer(&self) -> Option<&str> {
         bearer(&self.parts.headers)
     }
+}
+
+/// The value of cookie `name` in the `Cookie` headers.
+#[must_use]
+pub fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// `Authorization: Bearer <x>`.

@@ -91,11 +91,6 @@ macro_rules! copy_tables {
     }};
 }
 
-/// Export one read snapshot of every table into a fresh database file.
-pub(super) fn copy_all(store: &Store, dest: &Path) -> Result<()> {
-    store.read(|src| copy_snapshot(src, dest))
-}
-
 /// Copy every table visible in `src` into a new database file at `dest`.
 pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
     if dest.exists() {
@@ -129,4 +124,14 @@ pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
         dst.commit()?;
     }
     Ok(())
+}
+
+/// The bytes of a new database file holding every table visible in `src`. The file is
+/// assembled in `scratch_dir` (which must be writable: the data dir) and removed afterwards.
+pub fn snapshot_bytes(src: &redb::ReadTransaction, scratch_dir: &Path) -> Result<Vec<u8>> {
+    let tmp = scratch_dir.join(format!("backup-{}.redb.tmp", uuid::Uuid::new_v4()));
+    let bytes = copy_snapshot(src, &tmp)
+        .and_then(|()| std::fs::read(&tmp).map_err(|e| Error::Internal(format!("backup: {e}"))));
+    let _ = std::fs::remove_file(&tmp);
+    bytes
 }

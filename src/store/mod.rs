@@ -24,7 +24,7 @@ use redb::{
 
 use crate::error::{Error, Result};
 
-pub use migrate::SCHEMA_VERSION;
+pub use migrate::{SCHEMA_VERSION, snapshot_bytes};
 pub use redb::{ReadTransaction, WriteTransaction};
 
 /// Why the store could not be opened. Each message is meant for an operator.
@@ -57,6 +57,10 @@ pub enum OpenError {
         /// What redb or the migrator said.
         reason: String,
     },
+    /// The file was not closed cleanly (a crash or kill -9) and a read-only open cannot run
+    /// redb's recovery; opening it for writing recovers the last committed state.
+    #[error("database {0} was not closed cleanly and needs recovery by a writable open")]
+    NeedsRecovery(PathBuf),
     /// The data directory or file cannot be created or read.
     #[error("cannot open database {path}: {reason}")]
     Io {
@@ -201,6 +205,7 @@ impl Store {
             .open_read_only(path)
             .map_err(|e| match e {
                 DatabaseError::DatabaseAlreadyOpen => OpenError::Locked(path.to_owned()),
+                DatabaseError::RepairAborted => OpenError::NeedsRecovery(path.to_owned()),
                 other => OpenError::Corrupt {
                     path: path.to_owned(),
                     reason: other.to_string(),
@@ -225,11 +230,6 @@ impl Store {
             });
         }
         Ok(snap)
-    }
-
-    /// Copy every table into a new database file at `dest` from one read snapshot.
-    pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        migrate::copy_all(self, dest)
     }
 
     /// Rewrite the file compactly (server stopped). Returns the sizes before and after.
@@ -288,10 +288,5 @@ impl Snapshot {
     pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_read()?;
         f(&tx)
-    }
-
-    /// Write the snapshot to a new database file.
-    pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        self.read(|tx| migrate::copy_snapshot(tx, dest))
     }
 }

@@ -397,57 +397,41 @@ async fn audit_log_records_changes_and_filters_by_user() {
     assert_eq!(v["pageable"]["total_elements"], 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight() {
-    let s = TestServer::start_with(|c| c.cors_origins = "https://app.example.com".into()).await;
-    let r = s
-        .client
-        .request(Method::OPTIONS, format!("{}/api/v1/auth/login", s.url))
-        .header("origin", "https://app.example.com")
+async fn with_origin(
+    s: &TestServer,
+    method: Method,
+    path: &str,
+    origin: &str,
+) -> reqwest::Response {
+    s.client
+        .request(method, format!("{}{path}", s.url))
+        .header("origin", origin)
         .header("access-control-request-method", "POST")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight() {
+    let s = TestServer::start_with(|c| c.cors_origins = "https://app.example.com".into()).await;
+    let (listed, unlisted) = ("https://app.example.com", "https://evil.example");
+    let r = with_origin(&s, Method::OPTIONS, "/api/v1/auth/login", listed).await;
     assert_eq!(r.status(), 204);
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    assert_eq!(r.headers()["access-control-allow-origin"], listed);
     assert!(
         r.headers()["access-control-allow-methods"]
             .to_str()
             .unwrap()
             .contains("POST")
     );
-    let r = s
-        .client
-        .request(Method::OPTIONS, format!("{}/api/v1/auth/login", s.url))
-        .header("origin", "https://evil.example")
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let r = with_origin(&s, Method::OPTIONS, "/api/v1/auth/login", unlisted).await;
     assert_eq!(r.status(), 403);
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    let r = s
-        .client
-        .get(format!("{}/api/v1/healthz", s.url))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
+    let r = with_origin(&s, Method::GET, "/api/v1/healthz", unlisted).await;
     assert!(r.headers().get("access-control-allow-origin").is_none());
-    let r = s
-        .client
-        .get(format!("{}/api/v1/healthz", s.url))
-        .header("origin", "https://app.example.com")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://app.example.com"
-    );
+    let r = with_origin(&s, Method::GET, "/api/v1/healthz", listed).await;
+    assert_eq!(r.headers()["access-control-allow-origin"], listed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

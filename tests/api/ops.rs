@@ -80,6 +80,25 @@ async fn backup_under_load_restore_and_export() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     load.await.unwrap();
     drop(b);
+    // With the server stopped, backup and export read the file themselves.
+    let offline = dir.path().join("offline.redb");
+    let out = posta_cmd(dir.path())
+        .arg("backup")
+        .arg(&offline)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = posta_cmd(dir.path()).arg("export").output().unwrap();
+    assert!(out.status.success());
+    let users = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(r#""type":"user""#))
+        .count();
+    assert!(users > before.len(), "{users} users exported offline");
 
     // Restore into a fresh data dir: every user acknowledged before the backup is there.
     let fresh = tempfile::tempdir().unwrap();

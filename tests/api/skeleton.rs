@@ -602,16 +602,30 @@ async fn v1_store_is_migrated_at_open() {
         users["pageable"]["total_elements"], 2,
         "no second admin was created"
     );
-    // The rebuilt index knows the admin: the last-admin rule still holds.
+    // The rebuilt index knows the admin: alone it cannot be demoted; with a second admin it
+    // can (an empty index would count one admin in both cases).
     let (_, me) = s.get("/api/v1/users/me", Some(&admin)).await;
+    let me = me["data"]["id"].as_str().unwrap().to_owned();
     let (st, _) = s
         .put(
-            &format!("/api/v1/admin/users/{}", me["data"]["id"].as_str().unwrap()),
+            &format!("/api/v1/admin/users/{me}"),
             Some(&admin),
             json!({"role": "user"}),
         )
         .await;
     assert_eq!(st, 400);
+    let (st, _) = s
+        .post("/api/v1/admin/users", Some(&admin), json!({"name": "Two", "email": "two@example.com", "password": PASSWORD, "role": "admin"}))
+        .await;
+    assert_eq!(st, 201);
+    let (st, _) = s
+        .put(
+            &format!("/api/v1/admin/users/{me}"),
+            Some(&admin),
+            json!({"role": "user"}),
+        )
+        .await;
+    assert_eq!(st, 200);
     let (dir, _) = s.stop().await;
     let store = posta::store::Store::open(&db_path(dir.path())).unwrap();
     assert_eq!(
