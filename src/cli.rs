@@ -164,15 +164,25 @@ fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        // The worker flushes after draining the queue, so under load one write(2) carries
+        // many lines instead of one each.
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let json = cfg.log_format == "json";
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if json || !colour {
+        // The hand-formatted access line matches these layouts (but has no colours).
+        crate::http::access_log::install(writer.clone(), json);
+    }
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if cfg.log_format == "json" {
+    if json {
         b.json().flatten_event(true).init();
     } else {
-        b.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init();
+        b.with_ansi(colour).init();
     }
     guard
 }

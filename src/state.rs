@@ -42,6 +42,8 @@ pub struct Inner {
     pub limiter: Limiter,
     /// Pending `last_used_at` updates of API keys.
     pub key_usage: KeyUsage,
+    /// Recently verified bearer credentials.
+    pub credentials: crate::domain::credential_cache::CredentialCache,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Allowed CORS origins.
@@ -90,6 +92,7 @@ impl AppState {
             settings: RwLock::new(settings),
             limiter: Limiter::new(100_000),
             key_usage: KeyUsage::default(),
+            credentials: Default::default(),
             trusted_proxies,
             cors_origins,
             oidc_cache: crate::domain::oidc::DiscoveryCache::default(),

@@ -1,7 +1,7 @@
 //! API keys: minting, listing, revocation, deletion and authentication (the hot path).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -13,7 +13,8 @@ use crate::model::ApiKey;
 use crate::state::AppState;
 use crate::store;
 
-use super::{AuthKind, Caller, ClientInfo, Page, audit};
+use super::credential_cache::{Grant, Verified};
+use super::{Caller, ClientInfo, Page, audit};
 
 /// Scopes a key may carry.
 pub const SCOPES: &[&str] = &["send", "read", "*"];
@@ -197,13 +198,10 @@ pub async fn delete(
         .await
 }
 
-/// Authenticate an API key: one hash, one point read, no write.
-pub fn authenticate(
-    state: &AppState,
-    presented: &str,
-    client: &ClientInfo,
-    now: i64,
-) -> Result<Caller> {
+/// Verify a presented key: it exists (one point read by its SHA-256), is neither revoked nor
+/// expired, and its user is active. Per-request checks (address, expiry against the clock)
+/// are the caller's, so they also apply to cached verifications.
+pub fn verify(state: &AppState, presented: &str, now: i64) -> Result<Verified> {
     let hash = keyfmt::hash(presented);
     let (key, user) = state.store.read(|tx| {
         let Some(k) = store::api_key::by_hash(tx, &hash)? else {
@@ -219,24 +217,20 @@ pub fn authenticate(
         return Err(Error::Unauthorized);
     }
     let user = user.filter(|u| u.active).ok_or(Error::Unauthorized)?;
-    if !key.allowed_ips.is_empty()
-        && !key
-            .allowed_ips
-            .iter()
-            .filter_map(|n| parse_net(n))
-            .any(|n| n.contains(&client.ip))
-    {
-        return Err(Error::Forbidden(
-            "api key not allowed from this address".into(),
-        ));
-    }
-    state.key_usage.touch(key.id, now);
-    Ok(Caller {
-        user,
-        kind: AuthKind::ApiKey {
+    Ok(Verified {
+        user: Arc::new(user),
+        grant: Grant::ApiKey {
             id: key.id,
-            scopes: key.scopes,
+            // An allow-list stays one even if no entry parses: it then admits nobody.
+            allowed_ips: (!key.allowed_ips.is_empty()).then(|| {
+                key.allowed_ips
+                    .iter()
+                    .filter_map(|n| parse_net(n))
+                    .collect()
+            }),
+            scopes: key.scopes.into(),
         },
+        valid_until: key.expires_at.unwrap_or(i64::MAX),
     })
 }
 

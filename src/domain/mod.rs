@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod credential_cache;
 pub mod export;
 pub mod mfa;
 pub mod oidc;
@@ -12,6 +13,7 @@ pub mod throttle;
 pub mod user;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -35,21 +37,23 @@ pub enum AuthKind {
         id: Uuid,
         /// The platform requires 2FA and this user has not enrolled.
         setup_required: bool,
+        /// Slugs of the identity providers linked to the user, read with the session.
+        linked_providers: Arc<[String]>,
     },
     /// An API key.
     ApiKey {
         /// Key id.
         id: Uuid,
         /// Granted scopes.
-        scopes: Vec<String>,
+        scopes: Arc<[String]>,
     },
 }
 
 /// An authenticated caller, with the stored (authoritative) user.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// The user as stored now.
-    pub user: User,
+    /// The user as stored now (shared with the credential cache).
+    pub user: Arc<User>,
     /// The credential used.
     pub kind: AuthKind,
 }

@@ -1,5 +1,7 @@
 //! Sign-in, registration, session tokens and request authentication.
 
+use std::sync::Arc;
+
 use uuid::Uuid;
 
 use crate::auth::jwt::{AUDIENCE, Claims};
@@ -9,6 +11,7 @@ use crate::model::{Role, Session, User};
 use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
+use super::credential_cache::{Grant, Verified};
 use super::throttle::Limits;
 use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
 
@@ -317,30 +320,92 @@ pub async fn register(
 }
 
 /// Authenticate a bearer credential (JWT or API key). Read-only: no write per request.
+///
+/// A credential verified since the last committed write is taken from the credential cache;
+/// otherwise it is verified in full (signature or key hash, then the store) and cached.
 pub fn authenticate(state: &AppState, bearer: &str, client: &ClientInfo) -> Result<Caller> {
     let now = state.now();
-    if keyfmt::looks_like_key(bearer) {
-        return super::api_key::authenticate(state, bearer, client, now);
-    }
+    // Loaded before any read, so a write committed meanwhile makes this copy stale.
+    let generation = state.store.generation();
+    let verified = match state.credentials.get(bearer, generation) {
+        Some(v) => v,
+        None => {
+            let v = if keyfmt::looks_like_key(bearer) {
+                super::api_key::verify(state, bearer, now)?
+            } else {
+                verify_token(state, bearer, now)?
+            };
+            state.credentials.insert(bearer, generation, v.clone());
+            v
+        }
+    };
+    admit(state, verified, client, now)
+}
+
+/// Verify a session JWT against its session row and user.
+fn verify_token(state: &AppState, bearer: &str, now: i64) -> Result<Verified> {
     let claims = state.jwt.verify(bearer, now)?;
     let sid = Uuid::parse_str(&claims.jti).map_err(|_| Error::Unauthorized)?;
     let uid = Uuid::parse_str(&claims.sub).map_err(|_| Error::Unauthorized)?;
-    let user = state.store.read(|tx| {
-        match store::session::get(tx, sid)? {
-            Some(s) if s.user_id == uid && s.expires_at > now => {}
+    let found = state.store.read(|tx| {
+        let session = match store::session::get(tx, sid)? {
+            Some(s) if s.user_id == uid && s.expires_at > now => s,
             _ => return Ok(None),
+        };
+        let Some(user) = store::user::get(tx, uid)? else {
+            return Ok(None);
+        };
+        let mut linked = Vec::new();
+        for l in store::oauth::links_of(tx, uid)? {
+            if let Some(p) = store::oauth::provider(tx, l.provider_id)? {
+                linked.push(p.slug);
+            }
         }
-        store::user::get(tx, uid)
+        Ok(Some((session, user, linked)))
     })?;
-    let user = user.filter(|u| u.active).ok_or(Error::Unauthorized)?;
-    let setup_required = user.totp.is_none() && state.two_factor_required();
-    Ok(Caller {
-        user,
-        kind: AuthKind::Session {
+    let (session, user, linked) = found
+        .filter(|(_, u, _)| u.active)
+        .ok_or(Error::Unauthorized)?;
+    Ok(Verified {
+        user: Arc::new(user),
+        grant: Grant::Session {
             id: sid,
-            setup_required,
+            linked_providers: linked.into(),
         },
+        valid_until: claims.exp.min(session.expires_at),
     })
+}
+
+/// The checks that hold per request, cached or not: expiry against the clock, a key's
+/// address allow-list, and the platform's 2FA requirement (settings can change any time).
+fn admit(state: &AppState, v: Verified, client: &ClientInfo, now: i64) -> Result<Caller> {
+    if now >= v.valid_until {
+        return Err(Error::Unauthorized);
+    }
+    let kind = match v.grant {
+        Grant::Session {
+            id,
+            linked_providers,
+        } => AuthKind::Session {
+            id,
+            setup_required: v.user.totp.is_none() && state.two_factor_required(),
+            linked_providers,
+        },
+        Grant::ApiKey {
+            id,
+            scopes,
+            allowed_ips,
+        } => {
+            if allowed_ips.is_some_and(|nets| !nets.iter().any(|n| n.contains(&client.ip))) {
+                return Err(Error::Forbidden(
+                    "api key not allowed from this address".into(),
+                ));
+            }
+            state.key_usage.touch(id, now);
+            AuthKind::ApiKey { id, scopes }
+        }
+    };
+    Ok(Caller { user: v.user, kind })
 }
 
 /// Sessions of the caller, newest first.

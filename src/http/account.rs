@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{Caller, mfa, session, user};
+use crate::domain::{AuthKind, Caller, mfa, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -46,6 +46,12 @@ struct CreateApiKey {
 }
 
 fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<ProfileView> {
+    if let AuthKind::Session {
+        linked_providers, ..
+    } = &c.kind
+    {
+        return Ok(ProfileView::new(u, linked_providers));
+    }
     let slugs: Vec<String> = crate::domain::oidc::links(state, c)?
         .into_iter()
         .filter_map(|(_, p)| p.map(|p| p.slug))

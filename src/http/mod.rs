@@ -1,6 +1,7 @@
 //! HTTP: the per-request entry point, routing, authentication once per request, the envelope,
 //! CORS and security headers, and one access-log line. Handlers decode, call a use case, encode.
 
+pub mod access_log;
 mod account;
 mod admin;
 mod auth;
@@ -19,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use http::{HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::domain::{AuthKind, Caller, ClientInfo, session};
@@ -92,10 +93,14 @@ pub async fn handle(
         Some(e) if e.is_internal() => {
             tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
         }
-        Some(e) => {
-            tracing::info!(request_id = rid, %method, %path, status, micros, code = e.code().as_str(), "request");
-        }
-        None => tracing::info!(request_id = rid, %method, %path, status, micros, "request"),
+        _ => access_log::record(&access_log::Line {
+            request_id: rid,
+            method: method.as_str(),
+            path: &path,
+            status,
+            micros,
+            code: err.as_ref().map(|e| e.code().as_str()),
+        }),
     }
     Ok(resp)
 }
@@ -121,6 +126,10 @@ fn preflight(allowed: bool) -> Result<Resp> {
     Ok(r)
 }
 
+// Named once: a `&str` header name is parsed again on every insert.
+static X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     let h = r.headers_mut();
     h.insert(
@@ -132,7 +141,7 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert(X_FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -145,7 +154,7 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    h.insert("x-request-id", HeaderValue::from(rid));
+    h.insert(X_REQUEST_ID.clone(), HeaderValue::from(rid));
     if let Some(o) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
         h.insert(

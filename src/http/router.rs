@@ -1,6 +1,9 @@
 //! Routes: one variant per operation with typed path parameters, parsed from method and path
 //! segments, each declaring the authentication it needs.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
 use http::Method;
 use uuid::Uuid;
 
@@ -162,6 +165,28 @@ pub static ROUTES: &[Spec] = &[
     spec!(DELETE "/api/v1/admin/oauth/providers/{id}", "Remove an identity provider and its links", |p| Ok(Route::AdminDeleteProvider(p0(p)?))),
 ];
 
+/// [`ROUTES`] indexed for matching: literal paths by exact lookup, the templated rest scanned in
+/// table order. Built once; matching was the largest own cost of a cheap request.
+struct Table {
+    literal: HashMap<&'static str, Vec<&'static Spec>>,
+    templated: Vec<&'static Spec>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let mut t = Table {
+        literal: HashMap::new(),
+        templated: Vec::new(),
+    };
+    for spec in ROUTES {
+        if spec.path.contains('{') {
+            t.templated.push(spec);
+        } else {
+            t.literal.entry(spec.path).or_default().push(spec);
+        }
+    }
+    t
+});
+
 /// Match `path` against a template; on success fill `params` with the captured segments.
 fn matches<'a>(template: &str, path: &'a str, params: &mut [&'a str; 2]) -> Option<usize> {
     let mut t = template.split('/');
@@ -191,9 +216,16 @@ impl Route {
         } else {
             path
         };
+        let table = &*TABLE;
         let mut known_path = false;
+        if let Some(rows) = table.literal.get(path) {
+            if let Some(spec) = rows.iter().find(|s| s.method == *m) {
+                return spec.build(&[]);
+            }
+            known_path = true;
+        }
         let mut params = [""; 2];
-        for spec in ROUTES {
+        for spec in &table.templated {
             if let Some(n) = matches(spec.path, path, &mut params) {
                 if spec.method == *m {
                     return spec.build(params.get(..n).unwrap_or_default());

@@ -16,6 +16,7 @@ pub mod user;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{
     Database, DatabaseError, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, Table,
@@ -79,6 +80,8 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    // Committed write transactions since open; see [`Store::generation`].
+    generation: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -166,7 +169,10 @@ impl Store {
                 });
             }
         };
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            generation: Arc::new(AtomicU64::new(0)),
+        };
         migrate::run(&store, path, existed)?;
         Ok(store)
     }
@@ -182,15 +188,39 @@ impl Store {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || write_now(&db, f))
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write_blocking(f))
             .await
             .map_err(|e| Error::Internal(format!("store task: {e}")))?
     }
 
     /// A write transaction on the current thread, for the CLI and start-up.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        write_now(&self.db, f)
+        let tx = self.db.begin_write()?;
+        match f(&tx) {
+            Ok(v) => {
+                let committed = tx.commit();
+                // Bumped after the commit (whatever its outcome): a reader that sees the new
+                // generation is guaranteed to read the new data.
+                self.generation.fetch_add(1, Ordering::Release);
+                committed?;
+                Ok(v)
+            }
+            Err(e) => {
+                if let Err(abort) = tx.abort() {
+                    tracing::error!(error = %abort, "aborting transaction failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// How many write transactions have committed since the store was opened. A reader that
+    /// keeps what it read loads this *before* its read transaction and trusts its copy only
+    /// while the value is unchanged.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Open an existing file read-only, alongside a running server (for backup and export).
@@ -259,22 +289,6 @@ impl Store {
     #[must_use]
     pub fn file_size(path: &Path) -> u64 {
         std::fs::metadata(path).map_or(0, |m| m.len())
-    }
-}
-
-fn write_now<T>(db: &Database, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-    let tx = db.begin_write()?;
-    match f(&tx) {
-        Ok(v) => {
-            tx.commit()?;
-            Ok(v)
-        }
-        Err(e) => {
-            if let Err(abort) = tx.abort() {
-                tracing::error!(error = %abort, "aborting transaction failed");
-            }
-            Err(e)
-        }
     }
 }
 

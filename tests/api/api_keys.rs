@@ -295,3 +295,59 @@ async fn last_used_is_flushed_and_survives_restart() {
     let (_, v) = s.get("/api/v1/users/me/api-keys", Some(&t)).await;
     assert!(v["data"][0]["last_used_at"].is_string(), "{v}");
 }
+
+/// Verifications are cached; a revocation must still win on the very next request even while
+/// other requests keep re-verifying (and re-caching) the same key concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_wins_over_concurrent_cached_use() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Quinn", "quinn@example.com").await;
+    for round in 0..10 {
+        let (key, id) = create(&s, &t, json!({"name": format!("k{round}")})).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let hammers: Vec<_> = (0..4)
+            .map(|_| {
+                let (client, url, key, stop) =
+                    (s.client.clone(), s.url.clone(), key.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut ok = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        let r = client
+                            .get(format!("{url}/api/v1/auth/verify"))
+                            .bearer_auth(&key)
+                            .send()
+                            .await
+                            .unwrap();
+                        ok += usize::from(r.status() == 200);
+                    }
+                    ok
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (st, _) = s
+            .req(
+                Method::PUT,
+                &format!("/api/v1/users/me/api-keys/{id}/revoke"),
+                Some(&t),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200);
+        for _ in 0..5 {
+            assert_eq!(
+                s.get("/api/v1/auth/verify", Some(&key)).await.0,
+                401,
+                "round {round}"
+            );
+        }
+        stop.store(true, Ordering::Relaxed);
+        let mut served = 0;
+        for h in hammers {
+            served += h.await.unwrap();
+        }
+        assert!(served > 0, "the key worked before its revocation");
+    }
+}

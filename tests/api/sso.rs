@@ -284,6 +284,11 @@ async fn links_existing_password_user_by_verified_email_and_unlinks() {
     );
     // The password still works; unlinking is allowed since a password remains.
     e.s.login("frank@example.com", PASSWORD).await;
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&pw_token)).await;
+    assert_eq!(
+        me["data"]["auth_methods"],
+        json!(["password", "oauth:test"])
+    );
     let (st, _) =
         e.s.delete(
             &format!("/api/v1/users/me/oauth/{}", p["id"].as_str().unwrap()),
@@ -293,6 +298,9 @@ async fn links_existing_password_user_by_verified_email_and_unlinks() {
     assert_eq!(st, 200);
     let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&pw_token)).await;
     assert_eq!(links["data"], json!([]));
+    // The same (recently verified) session sees the change on its next request.
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&pw_token)).await;
+    assert_eq!(me["data"]["auth_methods"], json!(["password"]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
