@@ -53,13 +53,57 @@ impl Clock for ManualClock {
 /// RFC 3339 UTC rendering of a Unix time, as the API shows times.
 #[must_use]
 pub fn rfc3339(ts: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(ts)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    let mut s = String::with_capacity(20);
+    push_rfc3339(&mut s, ts, None);
+    s
+}
+
+/// Append `ts` as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (microseconds when given). Years outside
+/// 0000–9999 have no RFC 3339 form and append nothing. Hand-rolled because it runs on every
+/// health check and log line, where a general formatter costs more than the rest of the line.
+pub fn push_rfc3339(out: &mut String, ts: i64, micros: Option<u32>) {
+    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        return;
+    }
+    let fields = [
+        (y, 4, '-'),
+        (m, 2, '-'),
+        (d, 2, 'T'),
+        (secs / 3600, 2, ':'),
+        (secs / 60 % 60, 2, ':'),
+    ];
+    for (v, width, sep) in fields {
+        padded(out, v, width);
+        out.push(sep);
+    }
+    padded(out, secs % 60, 2);
+    if let Some(us) = micros {
+        out.push('.');
+        padded(out, i64::from(us.min(999_999)), 6);
+    }
+    out.push('Z');
+}
+
+fn padded(out: &mut String, v: i64, width: usize) {
+    let mut n = itoa::Buffer::new();
+    let s = n.format(v);
+    out.extend(std::iter::repeat_n('0', width.saturating_sub(s.len())));
+    out.push_str(s);
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]
@@ -69,6 +113,21 @@ mod tests {
     #[test]
     fn formats_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // Against the `time` crate over leap years, centuries and the far ends of the range.
+        let fmt = &time::format_description::well_known::Rfc3339;
+        let mut ts = -62_167_219_200; // 0000-01-01
+        while ts < 253_402_300_799 {
+            let want = time::OffsetDateTime::from_unix_timestamp(ts)
+                .unwrap()
+                .format(fmt)
+                .unwrap();
+            assert_eq!(rfc3339(ts), want, "{ts}");
+            ts += 86_400 * 37 + 3_607;
+        }
+        assert_eq!(rfc3339(253_402_300_800), "", "year 10000");
+        let mut s = String::new();
+        push_rfc3339(&mut s, 1_795_737_599, Some(42));
+        assert_eq!(s, "2026-11-26T23:59:59.000042Z");
         let c = ManualClock::new(100);
         c.advance(5);
         assert_eq!(c.now(), 105);

@@ -8,6 +8,7 @@
 //! interactive terminal, tests, library use) the line goes through `tracing` as before.
 
 use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,7 +66,7 @@ pub fn record(l: &Line<'_>) {
         return;
     };
     thread_local! {
-        static BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
+        static BUF: RefCell<String> = RefCell::new(String::with_capacity(256));
     }
     // Log timestamps are wall-clock time, like every other log line (not the injected clock).
     #[allow(clippy::disallowed_methods)]
@@ -74,106 +75,68 @@ pub fn record(l: &Line<'_>) {
         buf.clear();
         format(buf, l, now, sink.json);
         // The non-blocking writer never fails the caller; it applies back-pressure instead.
-        let _ = sink.writer.clone().write_all(buf);
+        let _ = sink.writer.clone().write_all(buf.as_bytes());
     });
 }
 
-fn format(buf: &mut Vec<u8>, l: &Line<'_>, at: SystemTime, json: bool) {
+fn format(buf: &mut String, l: &Line<'_>, at: SystemTime, json: bool) {
     let mut n = itoa::Buffer::new();
     if json {
-        buf.extend_from_slice(b"{\"timestamp\":\"");
+        buf.push_str("{\"timestamp\":\"");
         timestamp(buf, at);
-        buf.extend_from_slice(b"\",\"level\":\"INFO\",\"request_id\":");
-        buf.extend_from_slice(n.format(l.request_id).as_bytes());
-        buf.extend_from_slice(b",\"method\":\"");
+        buf.push_str("\",\"level\":\"INFO\",\"request_id\":");
+        buf.push_str(n.format(l.request_id));
+        buf.push_str(",\"method\":\"");
         json_str(buf, l.method);
-        buf.extend_from_slice(b"\",\"path\":\"");
+        buf.push_str("\",\"path\":\"");
         json_str(buf, l.path);
-        buf.extend_from_slice(b"\",\"status\":");
-        buf.extend_from_slice(n.format(l.status).as_bytes());
-        buf.extend_from_slice(b",\"micros\":");
-        buf.extend_from_slice(n.format(l.micros).as_bytes());
+        buf.push_str("\",\"status\":");
+        buf.push_str(n.format(l.status));
+        buf.push_str(",\"micros\":");
+        buf.push_str(n.format(l.micros));
         if let Some(code) = l.code {
-            buf.extend_from_slice(b",\"code\":\"");
+            buf.push_str(",\"code\":\"");
             json_str(buf, code);
-            buf.push(b'"');
+            buf.push('"');
         }
-        buf.extend_from_slice(b",\"message\":\"request\",\"target\":\"posta::http\"}\n");
+        buf.push_str(",\"message\":\"request\",\"target\":\"posta::http\"}\n");
     } else {
         timestamp(buf, at);
-        buf.extend_from_slice(b"  INFO posta::http: request request_id=");
-        buf.extend_from_slice(n.format(l.request_id).as_bytes());
-        buf.extend_from_slice(b" method=");
-        buf.extend_from_slice(l.method.as_bytes());
-        buf.extend_from_slice(b" path=");
-        buf.extend_from_slice(l.path.as_bytes());
-        buf.extend_from_slice(b" status=");
-        buf.extend_from_slice(n.format(l.status).as_bytes());
-        buf.extend_from_slice(b" micros=");
-        buf.extend_from_slice(n.format(l.micros).as_bytes());
+        buf.push_str("  INFO posta::http: request request_id=");
+        buf.push_str(n.format(l.request_id));
+        buf.push_str(" method=");
+        buf.push_str(l.method);
+        buf.push_str(" path=");
+        buf.push_str(l.path);
+        buf.push_str(" status=");
+        buf.push_str(n.format(l.status));
+        buf.push_str(" micros=");
+        buf.push_str(n.format(l.micros));
         if let Some(code) = l.code {
-            buf.extend_from_slice(b" code=");
-            buf.extend_from_slice(code.as_bytes());
+            buf.push_str(" code=");
+            buf.push_str(code);
         }
-        buf.push(b'\n');
+        buf.push('\n');
     }
 }
 
 /// RFC 3339 UTC with microseconds, as the rest of the log writes it.
-fn timestamp(buf: &mut Vec<u8>, at: SystemTime) {
+fn timestamp(buf: &mut String, at: SystemTime) {
     let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (y, m, day) = civil_from_days(secs / 86_400);
-    let s = secs % 86_400;
-    let fields = [
-        (y, 4, b'-'),
-        (m, 2, b'-'),
-        (day, 2, b'T'),
-        (s / 3600, 2, b':'),
-        (s / 60 % 60, 2, b':'),
-        (s % 60, 2, b'.'),
-        (u64::from(d.subsec_micros()), 6, b'Z'),
-    ];
-    for (v, width, sep) in fields {
-        padded(buf, v, width);
-        buf.push(sep);
-    }
-}
-
-fn padded(buf: &mut Vec<u8>, v: u64, width: usize) {
-    let mut n = itoa::Buffer::new();
-    let s = n.format(v);
-    buf.extend(std::iter::repeat_n(b'0', width.saturating_sub(s.len())));
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    crate::clock::push_rfc3339(buf, secs, Some(d.subsec_micros()));
 }
 
 /// A JSON string body: quotes, backslashes and control characters escaped.
-fn json_str(buf: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        match b {
-            b'"' => buf.extend_from_slice(b"\\\""),
-            b'\\' => buf.extend_from_slice(b"\\\\"),
-            0..=0x1f => {
-                buf.extend_from_slice(b"\\u00");
-                let hex = b"0123456789abcdef";
-                buf.push(hex[usize::from(b >> 4)]);
-                buf.push(hex[usize::from(b & 0xf)]);
+fn json_str(buf: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => buf.push_str("\\\""),
+            '\\' => buf.push_str("\\\\"),
+            '\0'..='\x1f' => {
+                let _ = write!(buf, "\\u{:04x}", u32::from(c));
             }
-            _ => buf.push(b),
+            _ => buf.push(c),
         }
     }
 }
@@ -181,7 +144,6 @@ fn json_str(buf: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn line(code: Option<&'static str>) -> Line<'static> {
         Line {
@@ -195,27 +157,10 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_match_rfc3339() {
-        for (secs, want) in [
-            (0, "1970-01-01T00:00:00.000000Z"),
-            (951_782_400, "2000-02-29T00:00:00.000000Z"),
-            (1_795_737_599, "2026-11-26T23:59:59.000000Z"),
-            (4_107_542_400, "2100-03-01T00:00:00.000000Z"),
-        ] {
-            let mut b = Vec::new();
-            timestamp(&mut b, UNIX_EPOCH + Duration::from_secs(secs));
-            assert_eq!(String::from_utf8(b).unwrap(), want);
-        }
-        let mut b = Vec::new();
-        timestamp(&mut b, UNIX_EPOCH + Duration::from_micros(1_500_042));
-        assert_eq!(String::from_utf8(b).unwrap(), "1970-01-01T00:00:01.500042Z");
-    }
-
-    #[test]
     fn json_line_is_valid_json() {
-        let mut b = Vec::new();
+        let mut b = String::new();
         format(&mut b, &line(Some("UNAUTHORIZED")), UNIX_EPOCH, true);
-        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
         assert_eq!(v["path"], "/api/v1/\"x\\");
         assert_eq!(v["status"], 401);
         assert_eq!(v["micros"], 12);
@@ -224,15 +169,15 @@ mod tests {
         assert_eq!(v["message"], "request");
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000000Z");
-        assert!(b.ends_with(b"}\n"));
+        assert!(b.ends_with("}\n"));
     }
 
     #[test]
     fn text_line_matches_the_other_log_lines() {
-        let mut b = Vec::new();
+        let mut b = String::new();
         format(&mut b, &line(None), UNIX_EPOCH, false);
         assert_eq!(
-            String::from_utf8(b).unwrap(),
+            b,
             "1970-01-01T00:00:00.000000Z  INFO posta::http: request request_id=7 method=GET \
              path=/api/v1/\"x\\ status=401 micros=12\n"
         );

@@ -1,6 +1,6 @@
 //! Public endpoints (health, info, login, register) and forward-auth verification.
 
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -49,10 +49,20 @@ fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
 /// Routes that need no caller.
 pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
     match route {
-        Route::Healthz => Ok(response::ok(
-            StatusCode::OK,
-            &json!({"status": "ok", "timestamp": crate::clock::rfc3339(state.now())}),
-        )),
+        Route::Healthz => {
+            #[derive(Serialize)]
+            struct Health {
+                status: &'static str,
+                timestamp: String,
+            }
+            Ok(response::ok(
+                StatusCode::OK,
+                &Health {
+                    status: "ok",
+                    timestamp: crate::clock::rfc3339(state.now()),
+                },
+            ))
+        }
         Route::Readyz => match state.store.check() {
             Ok(()) => Ok(response::ok(
                 StatusCode::OK,
@@ -135,20 +145,29 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
     );
     let h = r.headers_mut();
     let mut id = uuid::Uuid::encode_buffer();
+    let id = HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id));
+    let scopes = match &c.kind {
+        AuthKind::Session { .. } => Ok(HeaderValue::from_static("*")),
+        AuthKind::ApiKey { .. } => HeaderValue::from_str(&scopes.join(",")),
+    };
     let pairs = [
-        (
-            "x-posta-user-id",
-            &*c.user.id.hyphenated().encode_lower(&mut id),
-        ),
-        ("x-posta-user-email", c.user.email.as_str()),
-        ("x-posta-user-role", role),
-        ("x-posta-auth", auth),
-        ("x-posta-scopes", &scopes.join(",")),
+        (&X_POSTA_USER_ID, id),
+        (&X_POSTA_USER_EMAIL, HeaderValue::from_str(&c.user.email)),
+        (&X_POSTA_USER_ROLE, Ok(HeaderValue::from_static(role))),
+        (&X_POSTA_AUTH, Ok(HeaderValue::from_static(auth))),
+        (&X_POSTA_SCOPES, scopes),
     ];
     for (k, v) in pairs {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            h.insert(k, v);
+        if let Ok(v) = v {
+            h.insert(k.clone(), v);
         }
     }
     Ok(r)
 }
+
+// The forward-auth headers, named once (a `&str` name is parsed on every insert).
+static X_POSTA_USER_ID: HeaderName = HeaderName::from_static("x-posta-user-id");
+static X_POSTA_USER_EMAIL: HeaderName = HeaderName::from_static("x-posta-user-email");
+static X_POSTA_USER_ROLE: HeaderName = HeaderName::from_static("x-posta-user-role");
+static X_POSTA_AUTH: HeaderName = HeaderName::from_static("x-posta-auth");
+static X_POSTA_SCOPES: HeaderName = HeaderName::from_static("x-posta-scopes");
