@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::{audit, mfa, user};
+use crate::log_sink::{FlushGuard, LogSink};
 use crate::model::Role;
 use crate::state::AppState;
 use crate::store::{self, Store};
@@ -157,34 +158,39 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr through a background writer thread, so a request never waits on the
-/// log's write(2); lines are never dropped (back-pressure instead). The guard flushes on drop.
-fn init_logging(cfg: &Config) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs go to stderr through [`LogSink`]: requests never wait on write(2), lines are never
+/// dropped, and the returned guard writes what is left when dropped.
+fn init_logging(cfg: &Config) -> Option<FlushGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // The worker flushes after draining the queue, so under load one write(2) carries
-        // many lines instead of one each.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
     let json = cfg.log_format == "json";
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    let (sink, guard) = match LogSink::new(std::io::stderr()) {
+        Ok(x) => x,
+        Err(e) => {
+            // Cannot start the writer thread: log synchronously rather than not at all.
+            eprintln!("posta: log writer thread: {e}; writing logs synchronously");
+            let b = b.with_writer(std::io::stderr);
+            if json {
+                b.json().flatten_event(true).init();
+            } else {
+                b.with_ansi(colour).init();
+            }
+            return None;
+        }
+    };
     if json || !colour {
         // The hand-formatted access line matches these layouts (but has no colours).
-        crate::http::access_log::install(writer.clone(), json);
+        crate::http::access_log::install(sink.clone(), json);
     }
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
+    let b = b.with_writer(sink);
     if json {
         b.json().flatten_event(true).init();
     } else {
         b.with_ansi(colour).init();
     }
-    guard
+    Some(guard)
 }
 
 async fn serve(cfg: Config) -> Result<(), String> {

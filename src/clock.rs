@@ -59,38 +59,74 @@ pub fn rfc3339(ts: i64) -> String {
 }
 
 /// Append `ts` as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (microseconds when given). Years outside
-/// 0000–9999 have no RFC 3339 form and append nothing. Hand-rolled because it runs on every
-/// health check and log line, where a general formatter costs more than the rest of the line.
+/// 0000–9999 have no RFC 3339 form and append nothing.
 pub fn push_rfc3339(out: &mut String, ts: i64, micros: Option<u32>) {
+    let _ = write_rfc3339(out, ts, micros);
+}
+
+/// Room for one rendering on the stack, for serialisers that must not allocate.
+#[derive(Debug, Default)]
+pub struct Rfc3339Buf {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Rfc3339Buf {
+    /// Render `ts` (whole seconds) into the buffer.
+    pub fn format(&mut self, ts: i64) -> &str {
+        self.len = 0;
+        let _ = write_rfc3339(self, ts, None);
+        // Only ASCII was written.
+        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for Rfc3339Buf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        self.bytes
+            .get_mut(self.len..end)
+            .ok_or(std::fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The one renderer. Hand-rolled because it runs on every health check, profile and log line,
+/// where a general date formatter cost more than the rest of the line.
+fn write_rfc3339(out: &mut impl std::fmt::Write, ts: i64, micros: Option<u32>) -> std::fmt::Result {
     let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return;
+        return Ok(());
     }
     let fields = [
-        (y, 4, '-'),
-        (m, 2, '-'),
-        (d, 2, 'T'),
-        (secs / 3600, 2, ':'),
-        (secs / 60 % 60, 2, ':'),
+        (y, 4, "-"),
+        (m, 2, "-"),
+        (d, 2, "T"),
+        (secs / 3600, 2, ":"),
+        (secs / 60 % 60, 2, ":"),
     ];
     for (v, width, sep) in fields {
-        padded(out, v, width);
-        out.push(sep);
+        padded(out, v, width)?;
+        out.write_str(sep)?;
     }
-    padded(out, secs % 60, 2);
+    padded(out, secs % 60, 2)?;
     if let Some(us) = micros {
-        out.push('.');
-        padded(out, i64::from(us.min(999_999)), 6);
+        out.write_str(".")?;
+        padded(out, i64::from(us.min(999_999)), 6)?;
     }
-    out.push('Z');
+    out.write_str("Z")
 }
 
-fn padded(out: &mut String, v: i64, width: usize) {
+fn padded(out: &mut impl std::fmt::Write, v: i64, width: usize) -> std::fmt::Result {
     let mut n = itoa::Buffer::new();
     let s = n.format(v);
-    out.extend(std::iter::repeat_n('0', width.saturating_sub(s.len())));
-    out.push_str(s);
+    for _ in s.len()..width {
+        out.write_str("0")?;
+    }
+    out.write_str(s)
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
@@ -125,6 +161,9 @@ mod tests {
             ts += 86_400 * 37 + 3_607;
         }
         assert_eq!(rfc3339(253_402_300_800), "", "year 10000");
+        let mut b = Rfc3339Buf::default();
+        assert_eq!(b.format(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(b.format(0), "1970-01-01T00:00:00Z");
         let mut s = String::new();
         push_rfc3339(&mut s, 1_795_737_599, Some(42));
         assert_eq!(s, "2026-11-26T23:59:59.000042Z");

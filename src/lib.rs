@@ -13,6 +13,7 @@ pub mod control;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod log_sink;
 pub mod metrics;
 pub mod model;
 pub mod notify;

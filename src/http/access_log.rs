@@ -3,28 +3,27 @@
 //!
 //! Why not `tracing::info!`: its generic formatter (field visitors, `Debug`, timestamp
 //! `Display`, ANSI wrappers) cost about 15 % of a health check's CPU. Lines still go through
-//! the same non-blocking writer, so they interleave in order with the other logs, and the
+//! the same [`LogSink`], so they interleave in order with the other logs, and the
 //! `POSTA_LOG` filter still decides whether they are written. When no sink is installed (an
 //! interactive terminal, tests, library use) the line goes through `tracing` as before.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
-use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tracing_appender::non_blocking::NonBlocking;
+use crate::log_sink::LogSink;
 
 /// Where formatted lines go.
 struct Sink {
-    writer: NonBlocking,
+    writer: LogSink,
     json: bool,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Route access lines straight to `writer` (the process's log writer), as JSON or text.
-pub fn install(writer: NonBlocking, json: bool) {
+pub fn install(writer: LogSink, json: bool) {
     let _ = SINK.set(Sink { writer, json });
 }
 
@@ -74,8 +73,7 @@ pub fn record(l: &Line<'_>) {
     BUF.with_borrow_mut(|buf| {
         buf.clear();
         format(buf, l, now, sink.json);
-        // The non-blocking writer never fails the caller; it applies back-pressure instead.
-        let _ = sink.writer.clone().write_all(buf.as_bytes());
+        sink.writer.append(buf.as_bytes());
     });
 }
 

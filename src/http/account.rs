@@ -45,18 +45,21 @@ struct CreateApiKey {
     scopes: Option<Vec<String>>,
 }
 
-fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<ProfileView> {
+fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<Resp> {
     if let AuthKind::Session {
         linked_providers, ..
     } = &c.kind
     {
-        return Ok(ProfileView::new(u, linked_providers));
+        return Ok(response::ok(
+            StatusCode::OK,
+            &ProfileView::new(u, linked_providers),
+        ));
     }
     let slugs: Vec<String> = crate::domain::oidc::links(state, c)?
         .into_iter()
         .filter_map(|(_, p)| p.map(|p| p.slug))
         .collect();
-    Ok(ProfileView::new(u, &slugs))
+    Ok(response::ok(StatusCode::OK, &ProfileView::new(u, &slugs)))
 }
 
 fn message(m: &str) -> Resp {
@@ -67,11 +70,11 @@ fn message(m: &str) -> Resp {
 pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
     let client = req.client.clone();
     match route {
-        Route::Me => Ok(response::ok(StatusCode::OK, &profile(state, c, &c.user)?)),
+        Route::Me => profile(state, c, &c.user),
         Route::UpdateMe => {
             let b: UpdateMe = req.json().await?;
             let u = user::update_profile(state, c, &b.name).await?;
-            Ok(response::ok(StatusCode::OK, &profile(state, c, &u)?))
+            profile(state, c, &u)
         }
         Route::ChangePassword => {
             let b: ChangePassword = req.json().await?;
@@ -153,7 +156,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
         Route::ListApiKeys => {
             let (page, size) = req.paging()?;
             let p = api_key::list_own(state, c, page, size)?;
-            Ok(response::paged(&p, |x| ApiKeyView::from(x)))
+            Ok(response::paged(&p, ApiKeyView::from))
         }
         Route::RevokeApiKey(id) => {
             let k = api_key::revoke(state, c, id, &client).await?;

@@ -69,7 +69,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
         Route::AdminListUsers => {
             let (page, size) = req.paging()?;
             let p = admin::list_users(state, req.query("search").as_deref(), page, size)?;
-            Ok(response::paged(&p, |x| UserView::from(x)))
+            Ok(response::paged(&p, UserView::from))
         }
         Route::AdminUpdateUser(id) => {
             let b: UpdateUser = req.json().await?;
@@ -105,7 +105,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
         Route::AdminListApiKeys => {
             let (page, size) = req.paging()?;
             let p = api_key::list_all(state, page, size)?;
-            Ok(response::paged(&p, |x| ApiKeyView::from(x)))
+            Ok(response::paged(&p, ApiKeyView::from))
         }
         Route::AdminDeleteApiKey(id) => {
             api_key::delete(state, c, id, true, &client).await?;
@@ -139,7 +139,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
             };
             let kind = req.query("type").filter(|t| !t.is_empty());
             let p = admin::events(state, kind.as_deref(), user_id, page, size)?;
-            Ok(response::paged(&p, |x| EventView::from(x)))
+            Ok(response::paged(&p, EventView::from))
         }
         _ => Err(Error::NotFound("route")),
     }

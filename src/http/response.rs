@@ -34,17 +34,22 @@ pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Resp {
         success: bool,
         data: &'a T,
     }
-    match serde_json::to_vec(&Env {
-        success: true,
-        data,
-    }) {
-        Ok(b) => json_response(status, b),
+    // Most bodies fit; sizing up front saves the growth copies.
+    let mut body = Vec::with_capacity(512);
+    match serde_json::to_writer(
+        &mut body,
+        &Env {
+            success: true,
+            data,
+        },
+    ) {
+        Ok(()) => json_response(status, body),
         Err(e) => error(&Error::Internal(format!("serialize: {e}"))),
     }
 }
 
 /// A paged list with the `pageable` block.
-pub fn paged<T, V: Serialize>(page: &Page<T>, view: impl Fn(&T) -> V) -> Resp {
+pub fn paged<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) -> Resp {
     let items: Vec<V> = page.items.iter().map(view).collect();
     let total_pages = page.total.div_ceil(page.size.max(1));
     let body = json!({

@@ -7,57 +7,111 @@ use crate::clock::rfc3339;
 use crate::domain::Caller;
 use crate::model::{ApiKey, Event, Session, User};
 
+/// A Unix time shown as RFC 3339, written straight into the output (no intermediate string).
+#[derive(Debug, Clone, Copy)]
+pub struct Time(pub i64);
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = crate::clock::Rfc3339Buf::default();
+        s.serialize_str(buf.format(self.0))
+    }
+}
+
 /// The `user` object of the API.
 #[derive(Debug, Serialize)]
-pub struct UserView {
+pub struct UserView<'a> {
     id: Uuid,
-    name: String,
-    email: String,
+    name: &'a str,
+    email: &'a str,
     role: &'static str,
     active: bool,
     two_factor_enabled: bool,
-    created_at: String,
-    last_login_at: Option<String>,
+    created_at: Time,
+    last_login_at: Option<Time>,
 }
 
-impl From<&User> for UserView {
-    fn from(u: &User) -> Self {
+impl<'a> From<&'a User> for UserView<'a> {
+    fn from(u: &'a User) -> Self {
         Self {
             id: u.id,
-            name: u.name.clone(),
-            email: u.email.clone(),
+            name: &u.name,
+            email: &u.email,
             role: u.role.as_str(),
             active: u.active,
             two_factor_enabled: u.totp.is_some(),
-            created_at: rfc3339(u.created_at),
-            last_login_at: u.last_login_at.map(rfc3339),
+            created_at: Time(u.created_at),
+            last_login_at: u.last_login_at.map(Time),
         }
     }
 }
 
-/// `GET /users/me`: the user plus how it can sign in.
+/// `GET /users/me`: the user plus how it can sign in. The user fields are spelled out rather
+/// than `#[serde(flatten)]`ed, which would serialise through a buffered map on every call.
 #[derive(Debug, Serialize)]
-pub struct ProfileView {
-    #[serde(flatten)]
-    user: UserView,
-    auth_methods: Vec<String>,
+pub struct ProfileView<'a> {
+    id: Uuid,
+    name: &'a str,
+    email: &'a str,
+    role: &'static str,
+    active: bool,
+    two_factor_enabled: bool,
+    created_at: Time,
+    last_login_at: Option<Time>,
+    auth_methods: AuthMethods<'a>,
 }
 
-impl ProfileView {
+/// `["password", "totp", "oauth:<slug>", …]`, serialised without building the strings.
+#[derive(Debug)]
+struct AuthMethods<'a> {
+    password: bool,
+    totp: bool,
+    sso: &'a [String],
+}
+
+impl Serialize for AuthMethods<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        struct Oauth<'a>(&'a str);
+        impl std::fmt::Display for Oauth<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("oauth:")?;
+                f.write_str(self.0)
+            }
+        }
+        let n = usize::from(self.password) + usize::from(self.totp) + self.sso.len();
+        let mut seq = s.serialize_seq(Some(n))?;
+        if self.password {
+            seq.serialize_element("password")?;
+        }
+        if self.totp {
+            seq.serialize_element("totp")?;
+        }
+        for slug in self.sso {
+            seq.serialize_element(&format_args!("{}", Oauth(slug)))?;
+        }
+        seq.end()
+    }
+}
+
+impl<'a> ProfileView<'a> {
     /// The profile of `u`, whose identity-provider links have the given slugs.
     #[must_use]
-    pub fn new(u: &User, sso: &[String]) -> Self {
-        let mut auth_methods = Vec::new();
-        if u.password_hash.is_some() {
-            auth_methods.push("password".to_owned());
-        }
-        if u.totp.is_some() {
-            auth_methods.push("totp".to_owned());
-        }
-        auth_methods.extend(sso.iter().map(|s| format!("oauth:{s}")));
+    pub fn new(u: &'a User, sso: &'a [String]) -> Self {
         Self {
-            user: u.into(),
-            auth_methods,
+            id: u.id,
+            name: &u.name,
+            email: &u.email,
+            role: u.role.as_str(),
+            active: u.active,
+            two_factor_enabled: u.totp.is_some(),
+            created_at: Time(u.created_at),
+            last_login_at: u.last_login_at.map(Time),
+            auth_methods: AuthMethods {
+                password: u.password_hash.is_some(),
+                totp: u.totp.is_some(),
+                sso,
+            },
         }
     }
 }
