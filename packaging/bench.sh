@@ -52,13 +52,21 @@ start_posta() { # data_dir -> sets URL PID, prints time to ready
 }
 stop_posta() { kill "$PID"; wait "$PID" 2>/dev/null || true; }
 
-# wrk: "<req/s> <p99 ms>"
-run_wrk() { # url [extra wrk args...]
-  local url=$1; shift
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" "$url" 2>&1 | awk '
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system clock ticks
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
+# wrk against a server process: "<req/s> <p99 ms> <server CPU µs per request>"
+run_wrk() { # pid url [extra wrk args...]
+  local pid=$1 url=$2; shift 2
+  local c0 out c1
+  c0=$(cpu_ticks "$pid")
+  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" "$url" 2>&1)
+  c1=$(cpu_ticks "$pid")
+  awk -v ticks=$((c1 - c0)) -v tick_us="$TICK_US" '
+    /requests in/ {n=$1}
     /Requests\/sec/ {rps=$2}
     /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-    END {printf "%.0f %.2f\n", rps, p99}'
+    END {printf "%.0f %.2f %.1f\n", rps, p99, (n > 0 ? ticks * tick_us / n : 0)}' <<<"$out"
 }
 
 cat > "$WORK/login.lua" <<LUA
@@ -70,6 +78,10 @@ LUA
 "$EX/hello" 127.0.0.1:0 >"$WORK/hello.out" 2>&1 &
 HELLO_PID=$!; PIDS+=("$HELLO_PID")
 HELLO=http://$(wait_line "$WORK/hello.out")
+# The same hello-world sending exactly the bytes /auth/verify must send (headers and body).
+"$EX/hello" 127.0.0.1:0 --verify-bytes >"$WORK/hello-bytes.out" 2>&1 &
+BYTES_PID=$!; PIDS+=("$BYTES_PID")
+BYTES=http://$(wait_line "$WORK/hello-bytes.out")
 
 echo "# Posta benchmark $(date -u +%FT%TZ)"
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
@@ -92,16 +104,17 @@ bench_store() { # users -> one table of HTTP figures for a store of that size
   echo "## Store with $n users and $n API keys"
   echo "file: $bytes bytes ($((bytes / (n + 1))) bytes per user, after \`posta compact\`); cold start to ready: $(printf %.3f "$READY_SECS") s; idle RSS: $((idle / 1024)) MiB"
   echo
-  echo "| request | req/s | p99 ms | hello-world req/s (run just before) | ratio |"
-  echo "|---|---|---|---|---|"
-  for subject in healthz me verify; do
-    read -r base_rps base_p99 < <(run_wrk "$HELLO/")
+  echo "| request | req/s | p99 ms | server CPU µs/req | hello-world req/s, CPU µs/req (run just before) | ratio |"
+  echo "|---|---|---|---|---|---|"
+  for subject in healthz me verify bytes; do
+    read -r base_rps base_p99 base_cpu < <(run_wrk "$HELLO_PID" "$HELLO/")
     case $subject in
-      healthz) read -r rps p99 < <(run_wrk "$URL/api/v1/healthz"); name='GET /api/v1/healthz' ;;
-      me) read -r rps p99 < <(run_wrk "$URL/api/v1/users/me" -H "Authorization: Bearer $token"); name='GET /api/v1/users/me (JWT)' ;;
-      verify) read -r rps p99 < <(run_wrk "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key"); name='GET /api/v1/auth/verify (API key)' ;;
+      healthz) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/healthz"); name='GET /api/v1/healthz' ;;
+      me) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/users/me" -H "Authorization: Bearer $token"); name='GET /api/v1/users/me (JWT)' ;;
+      verify) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key"); name='GET /api/v1/auth/verify (API key)' ;;
+      bytes) read -r rps p99 cpu < <(run_wrk "$BYTES_PID" "$BYTES/"); name="hello-world sending /auth/verify's response bytes (no work)" ;;
     esac
-    echo "| $name | $rps | $p99 | $base_rps | $(echo "scale=2; $rps / $base_rps" | bc -l) |"
+    echo "| $name | $rps | $p99 | $cpu | $base_rps, $base_cpu | $(echo "scale=2; $rps / $base_rps" | bc -l) |"
   done
   echo "peak RSS: $(( $(rss_kib "$PID" VmHWM) / 1024 )) MiB"
   echo
@@ -115,7 +128,7 @@ echo "## Login (default argon2id m=19456 KiB, t=2, p=1; throttling off)"
 dir=$WORK/login; mkdir -p "$dir"; "$EX/fill_store" "$dir" 10 >/dev/null 2>&1
 start_posta "$dir"
 raw=$("$EX/argon2_rate" "$SECS" | sed 's/.*: \([0-9.]*\) verifications.*/\1/')
-read -r known_rps known_p99 < <(BENCH_EMAIL=bench@example.com run_wrk "$URL/api/v1/auth/login" -s "$WORK/login.lua")
+read -r known_rps known_p99 _ < <(BENCH_EMAIL=bench@example.com run_wrk "$PID" "$URL/api/v1/auth/login" -s "$WORK/login.lua")
 lat() { BENCH_EMAIL=$1 wrk -t1 -c1 -d"${SECS}s" -s "$WORK/login.lua" "$URL/api/v1/auth/login" | awk '/Latency/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}'; }
 ok_lat=$(lat bench@example.com)
 # What an attacker can compare: a wrong password for a known email vs an unknown email.

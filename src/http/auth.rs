@@ -1,5 +1,7 @@
 //! Public endpoints (health, info, login, register) and forward-auth verification.
 
+use std::sync::LazyLock;
+
 use http::{HeaderName, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -115,20 +117,23 @@ struct VerifyView<'a> {
     email: &'a str,
     role: &'static str,
     auth: &'static str,
-    scopes: &'a [&'a str],
+    scopes: &'a [String],
 }
+
+/// What a session may do: everything.
+static ALL_SCOPES: LazyLock<[String; 1]> = LazyLock::new(|| ["*".to_owned()]);
 
 /// `GET /auth/verify` (forward auth) and `GET /info` when it is not public.
 pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<Resp> {
     if route == Route::Info {
         return Ok(info());
     }
-    let (auth, scopes): (&'static str, Vec<&str>) = match &c.kind {
-        AuthKind::Session { .. } => ("jwt", vec!["*"]),
-        AuthKind::ApiKey { scopes, .. } => ("api_key", scopes.iter().map(String::as_str).collect()),
+    let (auth, scopes): (&'static str, &[String]) = match &c.kind {
+        AuthKind::Session { .. } => ("jwt", &*ALL_SCOPES),
+        AuthKind::ApiKey { scopes, .. } => ("api_key", scopes),
     };
     if let Some(need) = req.query("scope")
-        && !scopes.iter().any(|s| *s == "*" || *s == need)
+        && !scopes.iter().any(|s| s == "*" || *s == need)
     {
         return Err(Error::Forbidden(format!("scope {need} required")));
     }
@@ -140,15 +145,16 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
             email: &c.user.email,
             role,
             auth,
-            scopes: &scopes,
+            scopes,
         },
     );
     let h = r.headers_mut();
     let mut id = uuid::Uuid::encode_buffer();
     let id = HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id));
-    let scopes = match &c.kind {
-        AuthKind::Session { .. } => Ok(HeaderValue::from_static("*")),
-        AuthKind::ApiKey { .. } => HeaderValue::from_str(&scopes.join(",")),
+    let scopes = match scopes {
+        [one] if one == "*" => Ok(HeaderValue::from_static("*")),
+        [one] => HeaderValue::from_str(one),
+        many => HeaderValue::from_str(&many.join(",")),
     };
     let pairs = [
         (&X_POSTA_USER_ID, id),
