@@ -633,3 +633,43 @@ async fn v1_store_is_migrated_at_open() {
         Some(posta::store::SCHEMA_VERSION)
     );
 }
+
+/// Slowloris: a request head that never completes, or a keep-alive connection that never
+/// sends its next request, is closed after `header_read_timeout_secs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.header_read_timeout_secs = 1).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut buf),
+    )
+    .await;
+    assert!(read.is_ok(), "an incomplete head kept the connection open");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "closed before the timeout"
+    );
+    // A served keep-alive connection that then stays silent is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        idle.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "an idle keep-alive connection stayed open");
+}
