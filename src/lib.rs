@@ -3,7 +3,8 @@
 //!
 //! Layout (arrows point one way): `main` → [`run`] → `http` (routing, envelope, auth once per
 //! request) → `domain` (use cases, one transaction each) → `auth` (pure credential mechanics)
-//! and `store` (tables, codecs, migrations). `config`, `clock` and `error` are leaves.
+//! and `store` (tables, codecs, migrations). `config`, `clock`, `error` and `log_sink` are
+//! leaves.
 
 pub mod auth;
 pub mod cli;

@@ -1,6 +1,7 @@
 //! API keys: minting, listing, revocation, deletion and authentication (the hot path).
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
@@ -229,6 +230,7 @@ pub fn verify(state: &AppState, presented: &str, now: i64) -> Result<Verified> {
                     .collect()
             }),
             scopes: key.scopes.into(),
+            reported: Arc::new(AtomicI64::new(i64::MIN)),
         },
         valid_until: key.expires_at.unwrap_or(i64::MAX),
     })

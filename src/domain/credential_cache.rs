@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
@@ -38,6 +39,9 @@ pub enum Grant {
         scopes: Arc<[String]>,
         /// Address allow-list; `None` admits any address.
         allowed_ips: Option<Arc<[ipnet::IpNet]>>,
+        /// The last second this key's use was reported to the usage tracker, so a busy key
+        /// takes the tracker's lock once a second instead of on every request.
+        reported: Arc<AtomicI64>,
     },
 }
 
