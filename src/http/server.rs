@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hyper::service::service_fn;
@@ -53,10 +54,11 @@ pub async fn serve(
 ) {
     let cfg = &state.cfg;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No HTTP/1 timer: hyper's header-read timeout arms and drops a timer on every request;
+    // `serve_conn`'s watchdog bounds slow heads and idle connections with one per connection.
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs))
+        .header_read_timeout(None)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     builder
         .http2()
@@ -67,7 +69,7 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    let idle = Duration::from_secs(cfg.idle_timeout_secs);
+    let idle = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
@@ -135,6 +137,26 @@ pub async fn serve(
     }
 }
 
+/// What a connection's watchdog watches: requests started, and requests not yet answered.
+#[derive(Debug, Default)]
+struct Activity {
+    started: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+/// Marks one request answered (or abandoned) when dropped.
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serve one connection, closing it once a whole watchdog period (`limit`) passed in which no
+/// request started and none was in flight. A new connection that does not complete a request
+/// head within `limit` (slowloris) is closed at `limit`; one idle between keep-alive requests,
+/// or writing to a client that stopped reading, between one and two `limit`s later.
 async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
@@ -142,13 +164,45 @@ async fn serve_conn<I>(
     state: AppState,
     peer: SocketAddr,
     tls: bool,
-    _idle: Duration,
+    limit: Duration,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| super::handle(state.clone(), req, peer, tls));
-    let conn = builder.serve_connection(io, svc);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(%peer, error = %e, "connection ended with error");
+    let activity = Arc::new(Activity::default());
+    let seen = activity.clone();
+    let svc = service_fn(move |req| {
+        seen.started.fetch_add(1, Ordering::Relaxed);
+        seen.in_flight.fetch_add(1, Ordering::Relaxed);
+        let guard = InFlight(seen.clone());
+        let answer = super::handle(state.clone(), req, peer, tls);
+        async move {
+            let _guard = guard;
+            answer.await
+        }
+    });
+    let conn = watcher.watch(builder.serve_connection(io, svc).into_owned());
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + limit, limit);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A connection that has not completed a request head by the first tick is closed then.
+    let mut last_started = 0;
+    loop {
+        tokio::select! {
+            r = &mut conn => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                }
+                return;
+            }
+            _ = tick.tick() => {
+                let started = activity.started.load(Ordering::Relaxed);
+                let busy = activity.in_flight.load(Ordering::Relaxed) > 0;
+                if !busy && started == last_started {
+                    tracing::debug!(%peer, "closing idle or stalled connection");
+                    return;
+                }
+                last_started = started;
+            }
+        }
     }
 }

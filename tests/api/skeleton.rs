@@ -672,4 +672,20 @@ async fn slow_or_idle_connections_are_closed() {
     )
     .await;
     assert!(read.is_ok(), "an idle keep-alive connection stayed open");
+    // A keep-alive connection in use is not closed, however long it lives.
+    let mut busy = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    for i in 0..8 {
+        busy.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"}") {
+            let mut b = [0u8; 512];
+            let n = busy.read(&mut b).await.unwrap();
+            assert!(n > 0, "connection closed while in use (request {i})");
+            head.extend_from_slice(&b[..n]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
 }
