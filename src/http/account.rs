@@ -12,7 +12,7 @@ use crate::state::AppState;
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Route;
-use super::view::{ApiKeyView, ProfileView, SessionView};
+use super::view::{ApiKeyView, SessionView, UserView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,14 +52,14 @@ fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<Resp>
     {
         return Ok(response::ok(
             StatusCode::OK,
-            &ProfileView::new(u, linked_providers),
+            &UserView::profile(u, linked_providers),
         ));
     }
     let slugs: Vec<String> = crate::domain::oidc::links(state, c)?
         .into_iter()
         .filter_map(|(_, p)| p.map(|p| p.slug))
         .collect();
-    Ok(response::ok(StatusCode::OK, &ProfileView::new(u, &slugs)))
+    Ok(response::ok(StatusCode::OK, &UserView::profile(u, &slugs)))
 }
 
 fn message(m: &str) -> Resp {

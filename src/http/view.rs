@@ -18,7 +18,7 @@ impl Serialize for Time {
     }
 }
 
-/// The `user` object of the API.
+/// The `user` object of the API; for `GET /users/me` also how the user can sign in.
 #[derive(Debug, Serialize)]
 pub struct UserView<'a> {
     id: Uuid,
@@ -29,6 +29,8 @@ pub struct UserView<'a> {
     two_factor_enabled: bool,
     created_at: Time,
     last_login_at: Option<Time>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auth_methods: Option<AuthMethods<'a>>,
 }
 
 impl<'a> From<&'a User> for UserView<'a> {
@@ -42,23 +44,25 @@ impl<'a> From<&'a User> for UserView<'a> {
             two_factor_enabled: u.totp.is_some(),
             created_at: Time(u.created_at),
             last_login_at: u.last_login_at.map(Time),
+            auth_methods: None,
         }
     }
 }
 
-/// `GET /users/me`: the user plus how it can sign in. The user fields are spelled out rather
-/// than `#[serde(flatten)]`ed, which would serialise through a buffered map on every call.
-#[derive(Debug, Serialize)]
-pub struct ProfileView<'a> {
-    id: Uuid,
-    name: &'a str,
-    email: &'a str,
-    role: &'static str,
-    active: bool,
-    two_factor_enabled: bool,
-    created_at: Time,
-    last_login_at: Option<Time>,
-    auth_methods: AuthMethods<'a>,
+impl<'a> UserView<'a> {
+    /// `GET /users/me`: the user plus its sign-in methods, given the slugs of its linked
+    /// identity providers.
+    #[must_use]
+    pub fn profile(u: &'a User, sso: &'a [String]) -> Self {
+        Self {
+            auth_methods: Some(AuthMethods {
+                password: u.password_hash.is_some(),
+                totp: u.totp.is_some(),
+                sso,
+            }),
+            ..Self::from(u)
+        }
+    }
 }
 
 /// `["password", "totp", "oauth:<slug>", …]`, serialised without building the strings.
@@ -91,28 +95,6 @@ impl Serialize for AuthMethods<'_> {
             seq.serialize_element(&format_args!("{}", Oauth(slug)))?;
         }
         seq.end()
-    }
-}
-
-impl<'a> ProfileView<'a> {
-    /// The profile of `u`, whose identity-provider links have the given slugs.
-    #[must_use]
-    pub fn new(u: &'a User, sso: &'a [String]) -> Self {
-        Self {
-            id: u.id,
-            name: &u.name,
-            email: &u.email,
-            role: u.role.as_str(),
-            active: u.active,
-            two_factor_enabled: u.totp.is_some(),
-            created_at: Time(u.created_at),
-            last_login_at: u.last_login_at.map(Time),
-            auth_methods: AuthMethods {
-                password: u.password_hash.is_some(),
-                totp: u.totp.is_some(),
-                sso,
-            },
-        }
     }
 }
 
