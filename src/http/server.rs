@@ -69,7 +69,8 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
-    let idle = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
+    // The watchdog period of every connection (see `serve_conn`).
+    let limit = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(5);
@@ -110,14 +111,14 @@ pub async fn serve(
                         state,
                         peer,
                         false,
-                        idle,
+                        limit,
                     )
                     .await
                 }
                 Some(acc) => {
                     match tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_conn(&builder, watcher, TokioIo::new(s), state, peer, true, idle)
+                            serve_conn(&builder, watcher, TokioIo::new(s), state, peer, true, limit)
                                 .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
