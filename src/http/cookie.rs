@@ -56,9 +56,10 @@ pub fn scoped(state: &AppState, name: &str, value: &str, path: &str, max_age: i6
 }
 
 /// The credential of a request: the bearer token, else the session cookie under the CSRF rules.
-pub fn credential(state: &AppState, req: &Req) -> Result<Option<String>> {
+/// Borrowed from the request: authenticating copies nothing.
+pub fn credential<'r>(state: &AppState, req: &'r Req) -> Result<Option<&'r str>> {
     if let Some(b) = req.bearer() {
-        return Ok(Some(b.to_owned()));
+        return Ok(Some(b));
     }
     let Some(token) = req.cookie(SESSION).filter(|t| !t.is_empty()) else {
         return Ok(None);

@@ -202,7 +202,7 @@ fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Resu
         return Ok(None);
     }
     let token = cookie::credential(state, req)?.ok_or(Error::Unauthorized)?;
-    let caller = session::authenticate(state, &token, &req.client)?;
+    let caller = session::authenticate(state, token, &req.client)?;
     match (&caller.kind, access) {
         (AuthKind::ApiKey { .. }, Access::Session | Access::Admin) => {
             return Err(Error::Forbidden(

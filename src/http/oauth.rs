@@ -142,7 +142,7 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
                 code: req.query("code"),
                 state: req.query("state"),
                 error: req.query("error"),
-                binding: req.cookie(BINDING_COOKIE),
+                binding: req.cookie(BINDING_COOKIE).map(str::to_owned),
             };
             let result = oidc::callback(state, cb, &req.client).await;
             Ok(callback_response(state, result))

@@ -35,11 +35,8 @@ pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> 
     }
     let path = req.uri().path();
     let page = |ct: &'static str, body: &'static str| {
-        Some(with_csp(response::ok_raw(
-            StatusCode::OK,
-            ct,
-            body.to_owned(),
-        )))
+        // Static bytes: served without a copy.
+        Some(with_csp(response::ok_raw(StatusCode::OK, ct, body)))
     };
     match path {
         "/" => {

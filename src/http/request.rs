@@ -103,8 +103,8 @@ impl Req {
 
     /// A cookie's value.
     #[must_use]
-    pub fn cookie(&self, name: &str) -> Option<String> {
-        cookie(&self.parts.headers, name).map(str::to_owned)
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        cookie(&self.parts.headers, name)
     }
 
     /// The bearer credential, if any.

@@ -93,9 +93,9 @@ pub fn error(e: &Error) -> Resp {
     r
 }
 
-/// A body that is not the envelope (the OpenAPI document, Prometheus text).
-pub fn ok_raw(status: StatusCode, content_type: &'static str, body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+/// A body that is not the envelope (the OpenAPI document, Prometheus text, dashboard assets).
+pub fn ok_raw(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

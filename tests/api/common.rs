@@ -2,7 +2,7 @@
 //! manual clock and a real HTTP client; plus helpers to run the real binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -254,6 +254,15 @@ pub struct Binary {
     pub addr: String,
     /// Everything the process wrote to stderr (its logs) so far.
     pub stderr: Arc<std::sync::Mutex<String>>,
+}
+
+/// Fail with the command's stderr unless it exited successfully.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn posta_cmd(data_dir: &Path) -> Command {

@@ -211,11 +211,7 @@ async fn admin_reset_and_secret_encrypted_at_rest() {
         .args(["admin", "disable-2fa", "--email", "ray@example.com"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
 }
 
 fn base32(s: &str) -> Vec<u8> {

@@ -47,22 +47,14 @@ async fn backup_under_load_restore_and_export() {
             .await
             .unwrap()
     };
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("backup written"));
     // Export while running: keys as hashes only, no secrets.
     let out = posta_cmd(dir.path())
         .args(["export", "--format", "jsonl"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -87,11 +79,7 @@ async fn backup_under_load_restore_and_export() {
         .arg(&offline)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = posta_cmd(dir.path()).arg("export").output().unwrap();
     assert!(out.status.success());
     let users = String::from_utf8_lossy(&out.stdout)
@@ -107,11 +95,7 @@ async fn backup_under_load_restore_and_export() {
         .arg(&backup)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let out = posta_cmd(fresh.path())
         .arg("restore")
         .arg(&backup)

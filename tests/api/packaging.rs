@@ -125,11 +125,7 @@ fn deb_installs_exactly_binary_unit_and_conffile() {
         .env("DEB_COMPRESSION", "none") // the debug binary is large; compression is not under test
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let deb = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(Path::new(&deb).exists());
     let list = Command::new("dpkg-deb")

@@ -175,11 +175,7 @@ async fn binary_serves_layers_config_and_exits_on_sigterm() {
         .arg("healthcheck")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     // Requests are logged as JSON lines (log_format from the file), secrets never.
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/auth/login", b.url()))
@@ -222,11 +218,7 @@ async fn binary_serves_layers_config_and_exits_on_sigterm() {
         .args(["admin", "list-users"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains(ADMIN_EMAIL));
 }
 
