@@ -66,11 +66,15 @@ fn message(m: &str) -> Resp {
     response::ok(StatusCode::OK, &json!({"message": m}))
 }
 
-/// Dispatch an account route for a signed-in caller.
+/// `GET /users/me`: synchronous, answered from the caller (no store read for a session).
+pub fn me(state: &AppState, c: &Caller) -> Result<Resp> {
+    profile(state, c, &c.user)
+}
+
+/// Dispatch an account route (other than `GET /users/me`) for a signed-in caller.
 pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
     let client = req.client.clone();
     match route {
-        Route::Me => profile(state, c, &c.user),
         Route::UpdateMe => {
             let b: UpdateMe = req.json().await?;
             let u = user::update_profile(state, c, &b.name).await?;

@@ -48,8 +48,8 @@ fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
     r
 }
 
-/// Routes that need no caller.
-pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+/// Routes that need no caller and await nothing: probes, info, registration status.
+pub fn public(state: &AppState, route: Route) -> Result<Resp> {
     match route {
         Route::Healthz => {
             #[derive(Serialize)]
@@ -82,6 +82,13 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
             StatusCode::OK,
             &json!({"registration_enabled": state.registration_enabled()}),
         )),
+        _ => Err(Error::Unauthorized),
+    }
+}
+
+/// `POST /auth/login` and `POST /auth/register`.
+pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+    match route {
         Route::Login => {
             let b: LoginRequest = req.json().await?;
             let s = session::login(

@@ -16,11 +16,14 @@ pub mod server;
 mod view;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::domain::{AuthKind, Caller, ClientInfo, session};
@@ -32,79 +35,150 @@ use router::{Access, Route};
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
+type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A request's answer, as hyper's service future.
+///
+/// Most requests (health, `/auth/verify`, `/users/me`, pages) await nothing and are answered
+/// inside the service call: the request, and hyper's read buffer its headers share, are then
+/// released before hyper polls the connection again. A future that still held them would make
+/// hyper allocate a fresh 8 KiB read buffer for every request. Only work that waits (a body,
+/// argon2, the store's writer, an identity provider) becomes a boxed future.
+pub enum Answer {
+    /// Answered.
+    Now(std::future::Ready<Result<Resp, Infallible>>),
+    /// Still working.
+    Later(Pending<Resp>),
+}
+
+impl Future for Answer {
+    type Output = Result<Resp, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Answer::Now(r) => Pin::new(r).poll(cx),
+            Answer::Later(f) => f.as_mut().poll(cx).map(Ok),
+        }
+    }
+}
+
+/// A routed request: its result, or the work still to do.
+enum Step {
+    Now(Result<Resp>),
+    Later(Pending<Result<Resp>>),
+}
+
+/// The work of a route that awaits, owning what it needs (cloning the state is an `Arc` bump).
+fn later<F, Fut>(state: &AppState, req: Req, work: F) -> Step
+where
+    F: FnOnce(AppState, Req) -> Fut,
+    Fut: Future<Output = Result<Resp>> + Send + 'static,
+{
+    Step::Later(Box::pin(work(state.clone(), req)))
+}
+
 /// Serve one request. Never fails: errors become the JSON envelope.
-pub async fn handle(
-    state: AppState,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    tls: bool,
-) -> Result<Resp, Infallible> {
-    let started = Instant::now();
-    let rid = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    let method = req.method().clone();
-    let http1 = req.version() <= http::Version::HTTP_11;
-    // The query is never logged: OAuth callbacks carry codes there. (A `Uri` clone shares
-    // the request's bytes; no copy.)
-    let uri = req.uri().clone();
-    let path = uri.path();
+pub fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Answer {
     let origin = req
         .headers()
         .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let allowed_origin = origin
-        .as_deref()
-        .filter(|o| state.cors_origins.iter().any(|a| a == o))
-        .map(str::to_owned);
-
-    // Only metrics need to know the credential kind; skip the header scan otherwise.
-    let api_key = state.cfg.metrics_enabled
-        && request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key);
-    let mut route_name = "unmatched";
-    let result = if method == Method::OPTIONS && origin.is_some() {
-        preflight(allowed_origin.is_some())
+        .and_then(|v| v.to_str().ok());
+    let is_preflight = req.method() == Method::OPTIONS && origin.is_some();
+    let mut exchange = Exchange {
+        started: Instant::now(),
+        rid: REQUEST_SEQ.fetch_add(1, Ordering::Relaxed),
+        method: req.method().clone(),
+        http1: req.version() <= http::Version::HTTP_11,
+        // The query is never logged: OAuth callbacks carry codes there. (A `Uri` clone shares
+        // the request's bytes; no copy.)
+        uri: req.uri().clone(),
+        tls,
+        allowed_origin: origin
+            .filter(|o| state.cors_origins.iter().any(|a| a == o))
+            .map(str::to_owned),
+        // Only metrics need to know the credential kind; skip the header scan otherwise.
+        api_key: state.cfg.metrics_enabled
+            && request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key),
+        route_name: "unmatched",
+    };
+    let step = if is_preflight {
+        Step::Now(preflight(exchange.allowed_origin.is_some()))
     } else {
-        route_and_run(&state, req, peer, &mut route_name).await
+        route(state, req, peer, &mut exchange.route_name).unwrap_or_else(|e| Step::Now(Err(e)))
     };
-    let (mut resp, err) = match result {
-        Ok(r) => (r, None),
-        Err(e) => (response::error(&e), Some(e)),
-    };
-    finish_headers(&mut resp, rid, tls, allowed_origin.as_deref());
-    if http1 && matches!(err, Some(Error::PayloadTooLarge)) {
-        // The unread body makes the connection unusable: tell the client not to reuse it.
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    let status = resp.status().as_u16();
-    let elapsed = started.elapsed();
-    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    if state.cfg.metrics_enabled {
-        if matches!(err, Some(Error::InvalidTwoFactorCode)) {
-            state.metrics.two_factor_failure();
+    match step {
+        Step::Now(result) => Answer::Now(std::future::ready(Ok(exchange.finish(state, result)))),
+        Step::Later(work) => {
+            let state = state.clone();
+            Answer::Later(Box::pin(async move {
+                let result = work.await;
+                exchange.finish(&state, result)
+            }))
         }
-        state.metrics.observe(&crate::metrics::Observation {
-            route: route_name,
-            status,
-            seconds: elapsed.as_secs_f64(),
-            error_code: err.as_ref().map(|e| e.code().as_str()),
-            api_key,
-        });
     }
-    match &err {
-        Some(e) if e.is_internal() => {
-            tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
+}
+
+/// What the response headers, metrics and the access line need once a request is answered.
+struct Exchange {
+    started: Instant,
+    rid: u64,
+    method: Method,
+    http1: bool,
+    uri: Uri,
+    tls: bool,
+    allowed_origin: Option<String>,
+    api_key: bool,
+    route_name: &'static str,
+}
+
+impl Exchange {
+    fn finish(self, state: &AppState, result: Result<Resp>) -> Resp {
+        let (mut resp, err) = match result {
+            Ok(r) => (r, None),
+            Err(e) => (response::error(&e), Some(e)),
+        };
+        finish_headers(
+            &mut resp,
+            self.rid,
+            self.tls,
+            self.allowed_origin.as_deref(),
+        );
+        if self.http1 && matches!(err, Some(Error::PayloadTooLarge)) {
+            // The unread body makes the connection unusable: tell the client not to reuse it.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        _ => access_log::record(&access_log::Line {
-            request_id: rid,
-            method: method.as_str(),
-            path,
-            status,
-            micros,
-            code: err.as_ref().map(|e| e.code().as_str()),
-        }),
+        let status = resp.status().as_u16();
+        let elapsed = self.started.elapsed();
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        if state.cfg.metrics_enabled {
+            if matches!(err, Some(Error::InvalidTwoFactorCode)) {
+                state.metrics.two_factor_failure();
+            }
+            state.metrics.observe(&crate::metrics::Observation {
+                route: self.route_name,
+                status,
+                seconds: elapsed.as_secs_f64(),
+                error_code: err.as_ref().map(|e| e.code().as_str()),
+                api_key: self.api_key,
+            });
+        }
+        let (method, path, rid) = (&self.method, self.uri.path(), self.rid);
+        match &err {
+            Some(e) if e.is_internal() => {
+                tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
+            }
+            _ => access_log::record(&access_log::Line {
+                request_id: rid,
+                method: method.as_str(),
+                path,
+                status,
+                micros,
+                code: err.as_ref().map(|e| e.code().as_str()),
+            }),
+        }
+        resp
     }
-    Ok(resp)
 }
 
 fn preflight(allowed: bool) -> Result<Resp> {
@@ -167,19 +241,19 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     }
 }
 
-async fn route_and_run(
+fn route(
     state: &AppState,
     req: Request<Incoming>,
     peer: SocketAddr,
     route_name: &mut &'static str,
-) -> Result<Resp> {
+) -> Result<Step> {
     let mut client = ClientInfo {
         ip: request::client_ip(peer, req.headers(), &state.trusted_proxies),
         user_agent: String::new(),
     };
     if let Some(page) = pages::serve(state, &req, &client) {
         *route_name = "dashboard";
-        return Ok(page);
+        return Ok(Step::Now(Ok(page)));
     }
     let route = Route::parse(req.method(), req.uri().path())?;
     *route_name = route.name();
@@ -188,13 +262,13 @@ async fn route_and_run(
         client.user_agent = request::user_agent(req.headers());
     }
     let (parts, body) = req.into_parts();
-    let mut req = Req::new(parts, body, state.cfg.max_body_bytes, client);
+    let req = Req::new(parts, body, state.cfg.max_body_bytes, client);
     let access = match route {
         Route::Info if !state.cfg.info_public => Access::Any,
         ref r => r.access(),
     };
     let caller = authorize(state, &route, access, &req)?;
-    dispatch(state, route, &mut req, caller).await
+    Ok(dispatch(state, route, req, caller))
 }
 
 fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Result<Option<Caller>> {
@@ -226,37 +300,30 @@ fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Resu
     Ok(Some(caller))
 }
 
-async fn dispatch(
-    state: &AppState,
-    route: Route,
-    req: &mut Req,
-    caller: Option<Caller>,
-) -> Result<Resp> {
+fn dispatch(state: &AppState, route: Route, req: Req, caller: Option<Caller>) -> Step {
     let Some(c) = caller else {
         return match route {
             Route::OauthProviders | Route::OauthAuthorize(_) | Route::OauthCallback(_) => {
-                oauth::public(state, route, req).await
+                later(state, req, |state, mut req| async move {
+                    oauth::public(&state, route, &mut req).await
+                })
             }
-            Route::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(
+            Route::Login | Route::Register => later(state, req, |state, mut req| async move {
+                auth::sign_in(&state, route, &mut req).await
+            }),
+            Route::OpenApi if state.cfg.openapi_docs => Step::Now(Ok(response::ok_raw(
                 StatusCode::OK,
                 "application/json",
                 openapi::document().to_string(),
-            )),
-            Route::Metrics if state.cfg.metrics_enabled => {
-                let sessions = state.store.read(crate::store::session::count)?;
-                let size = crate::store::Store::file_size(&state.cfg.db_path());
-                Ok(response::ok_raw(
-                    StatusCode::OK,
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    state.metrics.render(sessions, size),
-                ))
-            }
-            Route::OpenApi | Route::Metrics => Err(Error::NotFound("route")),
-            other => auth::public(state, other, req).await,
+            ))),
+            Route::Metrics if state.cfg.metrics_enabled => Step::Now(metrics(state)),
+            Route::OpenApi | Route::Metrics => Step::Now(Err(Error::NotFound("route"))),
+            other => Step::Now(auth::public(state, other)),
         };
     };
     match route {
-        Route::Verify | Route::Info => auth::verify(state, route, req, &c),
+        Route::Verify | Route::Info => Step::Now(auth::verify(state, route, &req, &c)),
+        Route::Me => Step::Now(account::me(state, &c)),
         Route::AdminCreateUser
         | Route::AdminListUsers
         | Route::AdminUpdateUser(_)
@@ -267,13 +334,29 @@ async fn dispatch(
         | Route::AdminDeleteApiKey(_)
         | Route::AdminGetSettings
         | Route::AdminPutSettings
-        | Route::AdminEvents => admin::handle(state, route, req, &c).await,
+        | Route::AdminEvents => later(state, req, |state, mut req| async move {
+            admin::handle(&state, route, &mut req, &c).await
+        }),
         Route::MyOauthLinks
         | Route::UnlinkOauth(_)
         | Route::AdminListProviders
         | Route::AdminCreateProvider
         | Route::AdminUpdateProvider(_)
-        | Route::AdminDeleteProvider(_) => oauth::authenticated(state, route, req, &c).await,
-        other => account::handle(state, other, req, &c).await,
+        | Route::AdminDeleteProvider(_) => later(state, req, |state, mut req| async move {
+            oauth::authenticated(&state, route, &mut req, &c).await
+        }),
+        other => later(state, req, |state, mut req| async move {
+            account::handle(&state, other, &mut req, &c).await
+        }),
     }
+}
+
+fn metrics(state: &AppState) -> Result<Resp> {
+    let sessions = state.store.read(crate::store::session::count)?;
+    let size = crate::store::Store::file_size(&state.cfg.db_path());
+    Ok(response::ok_raw(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state.metrics.render(sessions, size),
+    ))
 }

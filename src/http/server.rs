@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{RwLock, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
+use super::Answer;
 use crate::state::AppState;
 
 /// Build a rustls server config from PEM files (certificate chain and private key).
@@ -173,12 +174,16 @@ async fn serve_conn<I>(
     let seen = activity.clone();
     let svc = service_fn(move |req| {
         seen.started.fetch_add(1, Ordering::Relaxed);
-        seen.in_flight.fetch_add(1, Ordering::Relaxed);
-        let guard = InFlight(seen.clone());
-        let answer = super::handle(state.clone(), req, peer, tls);
-        async move {
-            let _guard = guard;
-            answer.await
+        match super::handle(&state, req, peer, tls) {
+            Answer::Later(work) => {
+                seen.in_flight.fetch_add(1, Ordering::Relaxed);
+                let guard = InFlight(seen.clone());
+                Answer::Later(Box::pin(async move {
+                    let _guard = guard;
+                    work.await
+                }))
+            }
+            now => now,
         }
     });
     let conn = watcher.watch(builder.serve_connection(io, svc).into_owned());
