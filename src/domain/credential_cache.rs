@@ -7,19 +7,26 @@
 //! key) bumps it, so the next request after any change takes the full path. Time-dependent
 //! checks (expiry) and per-request ones (a key's address allow-list) run on every hit.
 //! Only successes are cached; a failed credential always pays the full verification.
+//!
+//! Each thread keeps its own entries. A shared map made every hit touch cache lines both
+//! cores write (the lock word, the reference counts of the cached user and grant), and a
+//! forward-auth deployment sends the same key from many connections at once; per thread, a
+//! hit writes only memory its own core owns. The price is one full verification per thread
+//! and credential.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use uuid::Uuid;
 
 use crate::model::User;
 
-/// Entries kept before the cache starts over. An entry is about 1 KiB (token plus user), so
-/// the cache stays within ~16 MiB however many distinct credentials arrive.
-const CAPACITY: usize = 16 * 1024;
+/// Entries a thread keeps before it starts over. An entry is about 1 KiB (token plus user),
+/// so each thread's cache stays within ~4 MiB however many distinct credentials arrive.
+const CAPACITY: usize = 4 * 1024;
 
 /// What a verified credential grants, as of the generation it was read at.
 #[derive(Debug, Clone)]
@@ -62,17 +69,26 @@ struct Entry {
     verified: Verified,
 }
 
-/// The cache; one per process.
+/// The cache of one server (its entries live in the threads that serve it).
 pub struct CredentialCache {
-    entries: RwLock<HashMap<u64, Entry>>,
+    // Several servers may share threads (tests run many in one process): entries are keyed by
+    // the cache they belong to as well as by the token.
+    id: u64,
     // Keyed per process, so nobody can aim presented tokens at a chosen bucket.
     hasher: RandomState,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's entries of every cache, by (cache id, keyed hash of the token).
+    static ENTRIES: RefCell<HashMap<(u64, u64), Entry>> = RefCell::new(HashMap::new());
 }
 
 impl Default for CredentialCache {
     fn default() -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             hasher: RandomState::new(),
         }
     }
@@ -85,43 +101,49 @@ impl std::fmt::Debug for CredentialCache {
 }
 
 impl CredentialCache {
-    /// The verification of `token`, if one was made at store generation `generation`.
+    fn slot(&self, token: &str) -> (u64, u64) {
+        (self.id, self.hasher.hash_one(token.as_bytes()))
+    }
+
+    /// The verification of `token`, if this thread made one at store generation `generation`.
     #[must_use]
     pub fn get(&self, token: &str, generation: u64) -> Option<Verified> {
-        let slot = self.hasher.hash_one(token.as_bytes());
-        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        let e = map.get(&slot)?;
-        // SECURITY: the whole presented token must equal the verified one, compared in
-        // constant time (the 64-bit slot alone is not proof).
-        (e.generation == generation
-            && constant_time_eq::constant_time_eq(&e.token, token.as_bytes()))
-        .then(|| e.verified.clone())
+        let slot = self.slot(token);
+        ENTRIES.with_borrow(|map| {
+            let e = map.get(&slot)?;
+            // SECURITY: the whole presented token must equal the verified one, compared in
+            // constant time (the 64-bit slot alone is not proof).
+            (e.generation == generation
+                && constant_time_eq::constant_time_eq(&e.token, token.as_bytes()))
+            .then(|| e.verified.clone())
+        })
     }
 
-    /// Remember a verification made with data read at `generation`.
+    /// Remember, for this thread, a verification made with data read at `generation`.
     pub fn insert(&self, token: &str, generation: u64, verified: Verified) {
-        let slot = self.hasher.hash_one(token.as_bytes());
-        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= CAPACITY && !map.contains_key(&slot) {
-            map.clear();
-        }
-        map.insert(
-            slot,
-            Entry {
-                token: token.as_bytes().into(),
-                generation,
-                verified,
-            },
-        );
+        let slot = self.slot(token);
+        ENTRIES.with_borrow_mut(|map| {
+            if map.len() >= CAPACITY && !map.contains_key(&slot) {
+                map.clear();
+            }
+            map.insert(
+                slot,
+                Entry {
+                    token: token.as_bytes().into(),
+                    generation,
+                    verified,
+                },
+            );
+        });
     }
 
-    /// Number of entries (stale ones included).
+    /// Number of this thread's entries of this cache (stale ones included).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        ENTRIES.with_borrow(|map| map.keys().filter(|(id, _)| *id == self.id).count())
     }
 
-    /// True when nothing is cached.
+    /// True when this thread holds nothing for this cache.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -161,6 +183,27 @@ mod tests {
         c.insert("tok-a", 8, verified());
         assert!(c.get("tok-a", 8).is_some());
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn caches_sharing_a_thread_do_not_see_each_other() {
+        let (a, b) = (CredentialCache::default(), CredentialCache::default());
+        a.insert("tok", 1, verified());
+        assert!(a.get("tok", 1).is_some());
+        assert!(b.get("tok", 1).is_none(), "another server's entry");
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn entries_belong_to_their_thread() {
+        let c = Arc::new(CredentialCache::default());
+        c.insert("tok", 1, verified());
+        let other = c.clone();
+        let seen = std::thread::spawn(move || other.get("tok", 1).is_some())
+            .join()
+            .unwrap_or(true);
+        assert!(!seen, "another thread verifies for itself");
+        assert!(c.get("tok", 1).is_some());
     }
 
     #[test]
