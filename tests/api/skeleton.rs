@@ -626,6 +626,18 @@ async fn v1_store_is_migrated_at_open() {
     );
 }
 
+/// Read until the server closes `conn`, failing with `stayed_open` if it has not within 10 s.
+async fn until_closed(conn: &mut tokio::net::TcpStream, stayed_open: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        conn.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(read.is_ok(), "{stayed_open}");
+}
+
 /// Slowloris: a request head that never completes, or a keep-alive connection that never
 /// sends its next request, is closed after `header_read_timeout_secs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -638,13 +650,7 @@ async fn slow_or_idle_connections_are_closed() {
     slow.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n")
         .await
         .unwrap();
-    let mut buf = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        slow.read_to_end(&mut buf),
-    )
-    .await;
-    assert!(read.is_ok(), "an incomplete head kept the connection open");
+    until_closed(&mut slow, "an incomplete head kept the connection open").await;
     assert!(
         started.elapsed() >= std::time::Duration::from_millis(900),
         "closed before the timeout"
@@ -657,13 +663,7 @@ async fn slow_or_idle_connections_are_closed() {
     let mut first = [0u8; 12];
     idle.read_exact(&mut first).await.unwrap();
     assert_eq!(&first, b"HTTP/1.1 200");
-    let mut rest = Vec::new();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        idle.read_to_end(&mut rest),
-    )
-    .await;
-    assert!(read.is_ok(), "an idle keep-alive connection stayed open");
+    until_closed(&mut idle, "an idle keep-alive connection stayed open").await;
     // A keep-alive connection in use is not closed, however long it lives.
     let mut busy = tokio::net::TcpStream::connect(&addr).await.unwrap();
     for i in 0..8 {
