@@ -61,72 +61,65 @@ pub fn rfc3339(ts: i64) -> String {
 /// Append `ts` as `YYYY-MM-DDTHH:MM:SS[.ffffff]Z` (microseconds when given). Years outside
 /// 0000–9999 have no RFC 3339 form and append nothing.
 pub fn push_rfc3339(out: &mut String, ts: i64, micros: Option<u32>) {
-    let _ = write_rfc3339(out, ts, micros);
+    let mut b = Rfc3339Buf::default();
+    out.push_str(b.render(ts, micros));
 }
 
 /// Room for one rendering on the stack, for serialisers that must not allocate.
 #[derive(Debug, Default)]
 pub struct Rfc3339Buf {
-    bytes: [u8; 32],
+    bytes: [u8; 27],
     len: usize,
 }
 
 impl Rfc3339Buf {
     /// Render `ts` (whole seconds) into the buffer.
     pub fn format(&mut self, ts: i64) -> &str {
+        self.render(ts, None)
+    }
+
+    /// The one renderer: digits filled in by arithmetic, because it runs on every health
+    /// check and log line, where a general date formatter (or `fmt::Write` piece by piece)
+    /// cost more than the rest of the line.
+    fn render(&mut self, ts: i64, micros: Option<u32>) -> &str {
+        let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
         self.len = 0;
-        let _ = write_rfc3339(self, ts, None);
-        // Only ASCII was written.
+        if !(0..=9999).contains(&y) {
+            return "";
+        }
+        self.bytes = *b"0000-00-00T00:00:00.000000Z";
+        let fields = [
+            (0..4, y),
+            (5..7, m),
+            (8..10, d),
+            (11..13, secs / 3600),
+            (14..16, secs / 60 % 60),
+            (17..19, secs % 60),
+            (20..26, micros.map_or(0, |us| i64::from(us.min(999_999)))),
+        ];
+        for (at, v) in fields {
+            digits(self.bytes.get_mut(at).unwrap_or_default(), v);
+        }
+        self.len = if micros.is_some() {
+            27
+        } else {
+            if let Some(z) = self.bytes.get_mut(19) {
+                *z = b'Z';
+            }
+            20
+        };
+        // Only ASCII digits and separators were written.
         std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 }
 
-impl std::fmt::Write for Rfc3339Buf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(std::fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
+/// Fill `out` with the last `out.len()` decimal digits of `v` (non-negative).
+fn digits(out: &mut [u8], mut v: i64) {
+    for c in out.iter_mut().rev() {
+        *c = b'0' + u8::try_from(v % 10).unwrap_or(0);
+        v /= 10;
     }
-}
-
-/// The one renderer. Hand-rolled because it runs on every health check, profile and log line,
-/// where a general date formatter cost more than the rest of the line.
-fn write_rfc3339(out: &mut impl std::fmt::Write, ts: i64, micros: Option<u32>) -> std::fmt::Result {
-    let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return Ok(());
-    }
-    let fields = [
-        (y, 4, "-"),
-        (m, 2, "-"),
-        (d, 2, "T"),
-        (secs / 3600, 2, ":"),
-        (secs / 60 % 60, 2, ":"),
-    ];
-    for (v, width, sep) in fields {
-        padded(out, v, width)?;
-        out.write_str(sep)?;
-    }
-    padded(out, secs % 60, 2)?;
-    if let Some(us) = micros {
-        out.write_str(".")?;
-        padded(out, i64::from(us.min(999_999)), 6)?;
-    }
-    out.write_str("Z")
-}
-
-fn padded(out: &mut impl std::fmt::Write, v: i64, width: usize) -> std::fmt::Result {
-    let mut n = itoa::Buffer::new();
-    let s = n.format(v);
-    for _ in s.len()..width {
-        out.write_str("0")?;
-    }
-    out.write_str(s)
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
@@ -167,6 +160,12 @@ mod tests {
         let mut s = String::new();
         push_rfc3339(&mut s, 1_795_737_599, Some(42));
         assert_eq!(s, "2026-11-26T23:59:59.000042Z");
+        push_rfc3339(&mut s, 0, Some(1_234_567));
+        assert_eq!(
+            &s[27..],
+            "1970-01-01T00:00:00.999999Z",
+            "clamped to microseconds"
+        );
         let c = ManualClock::new(100);
         c.advance(5);
         assert_eq!(c.now(), 105);

@@ -3,6 +3,7 @@
 //! Built once by `lib::run` (or the CLI) and cloned cheaply into every request.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::auth::crypto::{self, Sealer};
@@ -38,6 +39,9 @@ pub struct Inner {
     pub dummy_hash: String,
     /// Cached platform settings (this process is the only writer).
     pub settings: RwLock<Settings>,
+    /// `settings.two_factor_required`, readable without the lock: every session request asks,
+    /// and a read lock writes its reader count to a line both cores share.
+    two_factor_required: AtomicBool,
     /// Login/register throttling.
     pub limiter: Limiter,
     /// Pending `last_used_at` updates of API keys.
@@ -89,6 +93,7 @@ impl AppState {
             clock,
             hash_pool: HashPool::new(permits),
             dummy_hash,
+            two_factor_required: AtomicBool::new(settings.two_factor_required),
             settings: RwLock::new(settings),
             limiter: Limiter::new(100_000),
             key_usage: KeyUsage::default(),
@@ -117,21 +122,20 @@ impl AppState {
             .map_or_else(|p| p.into_inner().clone(), |s| s.clone())
     }
 
-    /// Whether every account must enrol TOTP (read without cloning the settings: hot path).
+    /// Whether every account must enrol TOTP (hot path: no lock).
     #[must_use]
     pub fn two_factor_required(&self) -> bool {
-        self.settings.read().map_or_else(
-            |p| p.into_inner().two_factor_required,
-            |s| s.two_factor_required,
-        )
+        self.two_factor_required.load(Ordering::Acquire)
     }
 
     /// Replace the cached settings after a committed update.
     pub fn set_settings(&self, s: Settings) {
+        let required = s.two_factor_required;
         match self.settings.write() {
             Ok(mut g) => *g = s,
             Err(p) => *p.into_inner() = s,
         }
+        self.two_factor_required.store(required, Ordering::Release);
     }
 
     /// argon2 parameters in force.

@@ -233,6 +233,7 @@ pub fn verify(state: &AppState, presented: &str, now: i64) -> Result<Verified> {
             reported: Arc::new(AtomicI64::new(i64::MIN)),
         },
         valid_until: key.expires_at.unwrap_or(i64::MAX),
+        derived: Default::default(),
     })
 }
 

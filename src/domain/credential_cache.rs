@@ -14,11 +14,12 @@
 //! hit writes only memory its own core owns. The price is one full verification per thread
 //! and credential.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
@@ -61,6 +62,29 @@ pub struct Verified {
     pub grant: Grant,
     /// Unix time from which the credential is expired (token, session or key expiry).
     pub valid_until: i64,
+    /// What callers derived from this verification (shared by the entry and its hits).
+    pub derived: Derived,
+}
+
+/// A value computed once from a verification (a rendered profile, forward-auth headers) and
+/// kept with it: it can only depend on what the verification holds, so it is exactly as
+/// fresh, and it is dropped with the entry when a write invalidates it. The type is the
+/// caller's (this layer knows nothing of HTTP); one type per verification.
+#[derive(Clone, Default)]
+pub struct Derived(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
+
+impl Derived {
+    /// The value, computed by `init` on first use. `None` if a value of another type was
+    /// stored first.
+    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
+        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Derived {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Derived")
+    }
 }
 
 struct Entry {
@@ -169,6 +193,7 @@ mod tests {
                 linked_providers: Arc::from([]),
             },
             valid_until: 100,
+            derived: Derived::default(),
         }
     }
 

@@ -56,6 +56,9 @@ pub struct Caller {
     pub user: Arc<User>,
     /// The credential used.
     pub kind: AuthKind,
+    /// What the presentation layer derived from this credential's verification; cached with
+    /// it (see [`credential_cache::Derived`]).
+    pub derived: credential_cache::Derived,
 }
 
 impl Caller {

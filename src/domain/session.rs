@@ -374,6 +374,7 @@ fn verify_token(state: &AppState, bearer: &str, now: i64) -> Result<Verified> {
             linked_providers: linked.into(),
         },
         valid_until: claims.exp.min(session.expires_at),
+        derived: Default::default(),
     })
 }
 
@@ -412,7 +413,11 @@ fn admit(state: &AppState, v: Verified, client: &ClientInfo, now: i64) -> Result
             AuthKind::ApiKey { id, scopes }
         }
     };
-    Ok(Caller { user: v.user, kind })
+    Ok(Caller {
+        user: v.user,
+        kind,
+        derived: v.derived,
+    })
 }
 
 /// Sessions of the caller, newest first.

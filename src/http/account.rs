@@ -1,5 +1,6 @@
 //! `/users/me/*`: profile, password, 2FA, sessions and API keys of the signed-in user.
 
+use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -9,6 +10,7 @@ use crate::domain::{AuthKind, Caller, mfa, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
+use super::rendered;
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Route;
@@ -66,9 +68,22 @@ fn message(m: &str) -> Resp {
     response::ok(StatusCode::OK, &json!({"message": m}))
 }
 
-/// `GET /users/me`: synchronous, answered from the caller (no store read for a session).
+/// `GET /users/me`: synchronous, answered from the caller (no store read for a session, and
+/// the body rendered once per verification).
 pub fn me(state: &AppState, c: &Caller) -> Result<Resp> {
-    profile(state, c, &c.user)
+    let AuthKind::Session {
+        linked_providers, ..
+    } = &c.kind
+    else {
+        return profile(state, c, &c.user);
+    };
+    let body = rendered::profile(c, || {
+        response::envelope(&UserView::profile(&c.user, linked_providers))
+            .ok()
+            .map(Bytes::from)
+    })
+    .ok_or_else(|| Error::Internal("profile not serialisable".into()))?;
+    Ok(response::json_response(StatusCode::OK, body))
 }
 
 /// Dispatch an account route (other than `GET /users/me`) for a signed-in caller.

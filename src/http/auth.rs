@@ -11,10 +11,11 @@ use crate::domain::{AuthKind, Caller};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
+use super::rendered::{self, Forward};
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Route;
-use super::view::UserView;
+use super::view::{Time, UserView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,13 +56,13 @@ pub fn public(state: &AppState, route: Route) -> Result<Resp> {
             #[derive(Serialize)]
             struct Health {
                 status: &'static str,
-                timestamp: String,
+                timestamp: Time,
             }
             Ok(response::ok(
                 StatusCode::OK,
                 &Health {
                     status: "ok",
-                    timestamp: crate::clock::rfc3339(state.now()),
+                    timestamp: Time(state.now()),
                 },
             ))
         }
@@ -135,47 +136,63 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
     if route == Route::Info {
         return Ok(info());
     }
-    let (auth, scopes): (&'static str, &[String]) = match &c.kind {
-        AuthKind::Session { .. } => ("jwt", &*ALL_SCOPES),
-        AuthKind::ApiKey { scopes, .. } => ("api_key", scopes),
-    };
+    let (auth, scopes) = grant(c);
     if let Some(need) = req.query("scope")
         && !scopes.iter().any(|s| s == "*" || *s == need)
     {
         return Err(Error::Forbidden(format!("scope {need} required")));
     }
-    let role = c.user.role.as_str();
-    let mut r = response::ok(
-        StatusCode::OK,
-        &VerifyView {
-            user_id: c.user.id,
-            email: &c.user.email,
-            role,
-            auth,
-            scopes,
-        },
-    );
+    let f = rendered::forward(c, || forward(c))
+        .ok_or_else(|| Error::Internal("verify answer not serialisable".into()))?;
+    let mut r = response::json_response(StatusCode::OK, f.body);
     let h = r.headers_mut();
+    h.insert(X_POSTA_USER_ID.clone(), f.user_id);
+    if let Some(v) = f.email {
+        h.insert(X_POSTA_USER_EMAIL.clone(), v);
+    }
+    h.insert(
+        X_POSTA_USER_ROLE.clone(),
+        HeaderValue::from_static(c.user.role.as_str()),
+    );
+    h.insert(X_POSTA_AUTH.clone(), HeaderValue::from_static(auth));
+    if let Some(v) = f.scopes {
+        h.insert(X_POSTA_SCOPES.clone(), v);
+    }
+    Ok(r)
+}
+
+/// How the caller authenticated, and what it may do.
+fn grant(c: &Caller) -> (&'static str, &[String]) {
+    match &c.kind {
+        AuthKind::Session { .. } => ("jwt", &*ALL_SCOPES),
+        AuthKind::ApiKey { scopes, .. } => ("api_key", scopes),
+    }
+}
+
+/// Render the forward-auth answer of a caller.
+fn forward(c: &Caller) -> Option<Forward> {
+    let (auth, scopes) = grant(c);
+    let body = response::envelope(&VerifyView {
+        user_id: c.user.id,
+        email: &c.user.email,
+        role: c.user.role.as_str(),
+        auth,
+        scopes,
+    })
+    .ok()?;
     let mut id = uuid::Uuid::encode_buffer();
-    let id = HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id));
+    let user_id = HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id)).ok()?;
     let scopes = match scopes {
         [one] if one == "*" => Ok(HeaderValue::from_static("*")),
         [one] => HeaderValue::from_str(one),
         many => HeaderValue::from_str(&many.join(",")),
     };
-    let pairs = [
-        (&X_POSTA_USER_ID, id),
-        (&X_POSTA_USER_EMAIL, HeaderValue::from_str(&c.user.email)),
-        (&X_POSTA_USER_ROLE, Ok(HeaderValue::from_static(role))),
-        (&X_POSTA_AUTH, Ok(HeaderValue::from_static(auth))),
-        (&X_POSTA_SCOPES, scopes),
-    ];
-    for (k, v) in pairs {
-        if let Ok(v) = v {
-            h.insert(k.clone(), v);
-        }
-    }
-    Ok(r)
+    Some(Forward {
+        body: body.into(),
+        user_id,
+        email: HeaderValue::from_str(&c.user.email).ok(),
+        scopes: scopes.ok(),
+    })
 }
 
 // The forward-auth headers, named once (a `&str` name is parsed on every insert).

@@ -9,6 +9,7 @@ mod cookie;
 mod oauth;
 pub mod openapi;
 mod pages;
+mod rendered;
 pub mod request;
 pub mod response;
 pub mod router;

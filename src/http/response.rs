@@ -16,8 +16,9 @@ pub type Resp = Response<Full<Bytes>>;
 /// way out, so the map is allocated once instead of grown.
 const HEADER_ROOM: usize = 16;
 
-fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+/// A JSON response with an already encoded body.
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     *r.headers_mut() = HeaderMap::with_capacity(HEADER_ROOM);
     r.headers_mut().insert(
@@ -29,6 +30,14 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Resp {
 
 /// `{"success": true, "data": …}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Resp {
+    match envelope(data) {
+        Ok(body) => json_response(status, body),
+        Err(e) => error(&e),
+    }
+}
+
+/// The success envelope's bytes, for a body kept and sent again.
+pub fn envelope<T: Serialize>(data: &T) -> Result<Vec<u8>, Error> {
     #[derive(Serialize)]
     struct Env<'a, T> {
         success: bool,
@@ -36,16 +45,15 @@ pub fn ok<T: Serialize>(status: StatusCode, data: &T) -> Resp {
     }
     // Most bodies fit; sizing up front saves the growth copies.
     let mut body = Vec::with_capacity(512);
-    match serde_json::to_writer(
+    serde_json::to_writer(
         &mut body,
         &Env {
             success: true,
             data,
         },
-    ) {
-        Ok(()) => json_response(status, body),
-        Err(e) => error(&Error::Internal(format!("serialize: {e}"))),
-    }
+    )
+    .map_err(|e| Error::Internal(format!("serialize: {e}")))?;
+    Ok(body)
 }
 
 /// A paged list with the `pageable` block.

@@ -351,3 +351,51 @@ async fn revocation_wins_over_concurrent_cached_use() {
         assert!(served > 0, "the key worked before its revocation");
     }
 }
+
+/// `/auth/verify` and `/users/me` are rendered once per cached verification: every write that
+/// changes what they show must show on the next request, on whichever worker it lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_answers_follow_account_changes() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (t, uid) = s.register("Kay", "kay@example.com").await;
+    let (key, _) = create(&s, &t, json!({"name": "mailer"})).await;
+    // Warm both workers' caches (separate connections may land on either).
+    for _ in 0..8 {
+        let (st, v) = s.get("/api/v1/auth/verify", Some(&key)).await;
+        assert_eq!((st, &v["data"]["role"]), (StatusCode::OK, &json!("user")));
+        let (st, v) = s.get("/api/v1/users/me", Some(&t)).await;
+        assert_eq!((st, &v["data"]["name"]), (StatusCode::OK, &json!("Kay")));
+    }
+
+    let (st, v) = s
+        .put(
+            &format!("/api/v1/admin/users/{uid}"),
+            Some(&admin),
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = s
+        .put("/api/v1/users/me", Some(&t), json!({"name": "Kay Two"}))
+        .await;
+    assert_eq!(st, 200);
+    for _ in 0..8 {
+        let r = s
+            .client
+            .get(format!("{}/api/v1/auth/verify", s.url))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["x-posta-user-role"], "admin");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["data"]["role"], "admin");
+        let (st, v) = s.get("/api/v1/users/me", Some(&t)).await;
+        assert_eq!(st, 200);
+        assert_eq!(
+            (&v["data"]["name"], &v["data"]["role"]),
+            (&json!("Kay Two"), &json!("admin"))
+        );
+    }
+}

@@ -1,0 +1,49 @@
+//! Answers that depend only on a verified credential (`GET /users/me` for a session, the
+//! forward-auth answer of `/auth/verify`), rendered on the first request with it and kept
+//! with its verification in the credential cache, so the next requests send the same bytes
+//! without serialising JSON or copying header values again. A write that could change them
+//! (a profile edit, a role change, a new SSO link) invalidates the verification, and with it
+//! these renderings.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::HeaderValue;
+
+use crate::domain::Caller;
+
+/// The renderings of one verification.
+#[derive(Default)]
+struct Rendered {
+    profile: OnceLock<Option<Bytes>>,
+    forward: OnceLock<Option<Forward>>,
+}
+
+/// The forward-auth answer: the JSON body and the `X-Posta-*` header values.
+#[derive(Clone)]
+pub struct Forward {
+    /// The envelope.
+    pub body: Bytes,
+    /// `X-Posta-User-Id`.
+    pub user_id: HeaderValue,
+    /// `X-Posta-User-Email` (absent if the address is not a valid header value).
+    pub email: Option<HeaderValue>,
+    /// `X-Posta-Scopes` (absent if a scope is not a valid header value).
+    pub scopes: Option<HeaderValue>,
+}
+
+/// The caller's rendered profile body, rendered by `render` the first time.
+pub fn profile(c: &Caller, render: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
+    match c.derived.get_or_init(Rendered::default) {
+        Some(r) => r.profile.get_or_init(render).clone(),
+        None => render(),
+    }
+}
+
+/// The caller's forward-auth answer, rendered by `render` the first time.
+pub fn forward(c: &Caller, render: impl FnOnce() -> Option<Forward>) -> Option<Forward> {
+    match c.derived.get_or_init(Rendered::default) {
+        Some(r) => r.forward.get_or_init(render).clone(),
+        None => render(),
+    }
+}
