@@ -2,6 +2,7 @@
 //!
 //! Use cases receive `now` (Unix seconds) from a [`Clock`], so tests move time instead of sleeping.
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -82,24 +83,40 @@ impl Rfc3339Buf {
     /// check and log line, where a general date formatter (or `fmt::Write` piece by piece)
     /// cost more than the rest of the line.
     fn render(&mut self, ts: i64, micros: Option<u32>) -> &str {
-        let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-        let (y, m, d) = civil_from_days(days);
-        self.len = 0;
-        if !(0..=9999).contains(&y) {
-            return "";
+        thread_local! {
+            // The last second this thread rendered: log lines and health checks ask for the
+            // same second thousands of times.
+            static LAST: Cell<Option<(i64, [u8; 27])>> = const { Cell::new(None) };
         }
-        self.bytes = *b"0000-00-00T00:00:00.000000Z";
-        let fields = [
-            (0..4, y),
-            (5..7, m),
-            (8..10, d),
-            (11..13, secs / 3600),
-            (14..16, secs / 60 % 60),
-            (17..19, secs % 60),
-            (20..26, micros.map_or(0, |us| i64::from(us.min(999_999)))),
-        ];
-        for (at, v) in fields {
-            digits(self.bytes.get_mut(at).unwrap_or_default(), v);
+        self.len = 0;
+        match LAST.get() {
+            Some((at, bytes)) if at == ts => self.bytes = bytes,
+            _ => {
+                let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
+                let (y, m, d) = civil_from_days(days);
+                if !(0..=9999).contains(&y) {
+                    return "";
+                }
+                self.bytes = *b"0000-00-00T00:00:00.000000Z";
+                let fields = [
+                    (0..4, y),
+                    (5..7, m),
+                    (8..10, d),
+                    (11..13, secs / 3600),
+                    (14..16, secs / 60 % 60),
+                    (17..19, secs % 60),
+                ];
+                for (at, v) in fields {
+                    digits(self.bytes.get_mut(at).unwrap_or_default(), v);
+                }
+                LAST.set(Some((ts, self.bytes)));
+            }
+        }
+        if let Some(us) = micros {
+            digits(
+                self.bytes.get_mut(20..26).unwrap_or_default(),
+                i64::from(us.min(999_999)),
+            );
         }
         self.len = if micros.is_some() {
             27
@@ -166,6 +183,11 @@ mod tests {
             "1970-01-01T00:00:00.999999Z",
             "clamped to microseconds"
         );
+        // The same second again (from the thread's last rendering), with and without micros.
+        s.clear();
+        push_rfc3339(&mut s, 0, Some(7));
+        push_rfc3339(&mut s, 0, None);
+        assert_eq!(s, "1970-01-01T00:00:00.000007Z1970-01-01T00:00:00Z");
         let c = ManualClock::new(100);
         c.advance(5);
         assert_eq!(c.now(), 105);

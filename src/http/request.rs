@@ -126,15 +126,19 @@ pub fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-/// `Authorization: Bearer <x>`.
+/// `Authorization: Bearer <x>` (the scheme in any case). Bytes-level: it runs on every
+/// authenticated request, and the token is checked as a whole (ASCII) once.
 #[must_use]
 pub fn bearer(h: &HeaderMap) -> Option<&str> {
-    let v = h.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, rest) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
-        .filter(|t| !t.is_empty())
+    let v = h.get(header::AUTHORIZATION)?.as_bytes();
+    if !v.get(..7)?.eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    let t = v.get(7..)?.trim_ascii();
+    if t.is_empty() || !t.is_ascii() {
+        return None;
+    }
+    std::str::from_utf8(t).ok()
 }
 
 fn percent_decode(s: &str) -> String {
@@ -229,6 +233,26 @@ mod tests {
             client_ip(outsider, &h, &t),
             "8.8.8.8".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn bearer_scheme_and_token() {
+        let of = |v: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::AUTHORIZATION,
+                http::HeaderValue::from_bytes(v).unwrap(),
+            );
+            bearer(&h).map(str::to_owned)
+        };
+        assert_eq!(of(b"Bearer posta_abc").as_deref(), Some("posta_abc"));
+        assert_eq!(of(b"bEaReR   tok ").as_deref(), Some("tok"));
+        assert_eq!(of(b"Bearer "), None);
+        assert_eq!(of(b"Bearer"), None);
+        assert_eq!(of(b"Basic dXNlcjpwdw=="), None);
+        assert_eq!(of(b"Bearertok"), None);
+        assert_eq!(of(b"Bearer t\xc3\xa9"), None, "not ASCII");
+        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 
     #[test]
