@@ -23,6 +23,8 @@ use std::sync::{Arc, OnceLock};
 
 use uuid::Uuid;
 
+use crate::fast_hash::FastBuild;
+
 use crate::model::User;
 
 /// Entries a thread keeps before it starts over. An entry is about 1 KiB (token plus user),
@@ -109,7 +111,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// This thread's entries of every cache, by (cache id, keyed hash of the token).
-    static ENTRIES: RefCell<HashMap<(u64, u64), Entry>> = RefCell::new(HashMap::new());
+    /// (The slot is already a keyed hash: re-hashing it with SipHash would add nothing.)
+    static ENTRIES: RefCell<HashMap<(u64, u64), Entry, FastBuild>> =
+        RefCell::new(HashMap::default());
 }
 
 impl Default for CredentialCache {

@@ -8,6 +8,7 @@ use http::Method;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::fast_hash::FastBuild;
 
 /// What a route requires of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,13 +169,13 @@ pub static ROUTES: &[Spec] = &[
 /// [`ROUTES`] indexed for matching: literal paths by exact lookup, the templated rest scanned in
 /// table order. Built once; matching was the largest own cost of a cheap request.
 struct Table {
-    literal: HashMap<&'static str, Vec<&'static Spec>>,
+    literal: HashMap<&'static str, Vec<&'static Spec>, FastBuild>,
     templated: Vec<&'static Spec>,
 }
 
 static TABLE: LazyLock<Table> = LazyLock::new(|| {
     let mut t = Table {
-        literal: HashMap::new(),
+        literal: HashMap::default(),
         templated: Vec::new(),
     };
     for spec in ROUTES {
