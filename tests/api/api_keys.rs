@@ -14,6 +14,16 @@ async fn create(s: &TestServer, t: &str, body: Value) -> (String, String) {
     )
 }
 
+/// `GET /auth/verify` with `credential`, for its headers as well as its body.
+async fn forward_auth(s: &TestServer, credential: &str) -> reqwest::Response {
+    s.client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(credential)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_use_list_revoke_delete() {
     let s = TestServer::start().await;
@@ -36,13 +46,7 @@ async fn create_use_list_revoke_delete() {
     assert!(d["message"].is_string());
 
     // Forward auth.
-    let r = s
-        .client
-        .get(format!("{}/api/v1/auth/verify", s.url))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let r = forward_auth(&s, &key).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-posta-user-id"], uid.as_str());
     assert_eq!(r.headers()["x-posta-user-email"], "kay@example.com");
@@ -381,13 +385,7 @@ async fn cached_answers_follow_account_changes() {
         .await;
     assert_eq!(st, 200);
     for _ in 0..8 {
-        let r = s
-            .client
-            .get(format!("{}/api/v1/auth/verify", s.url))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let r = forward_auth(&s, &key).await;
         assert_eq!(r.headers()["x-posta-user-role"], "admin");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["data"]["role"], "admin");
