@@ -37,8 +37,9 @@ pub struct Inner {
     pub hash_pool: HashPool,
     /// Hash verified for unknown emails so they cost the same as known ones.
     pub dummy_hash: String,
-    /// Cached platform settings (this process is the only writer).
-    pub settings: RwLock<Settings>,
+    /// Cached platform settings (this process is the only writer; through `set_settings`,
+    /// which keeps `two_factor_required` in step).
+    settings: RwLock<Settings>,
     /// `settings.two_factor_required`, readable without the lock: every session request asks,
     /// and a read lock writes its reader count to a line both cores share.
     two_factor_required: AtomicBool,

@@ -34,16 +34,22 @@ pub struct Forward {
 
 /// The caller's rendered profile body, rendered by `render` the first time.
 pub fn profile(c: &Caller, render: impl FnOnce() -> Option<Bytes>) -> Option<Bytes> {
-    match c.derived.get_or_init(Rendered::default) {
-        Some(r) => r.profile.get_or_init(render).clone(),
-        None => render(),
-    }
+    kept(c, |r| &r.profile, render)
 }
 
 /// The caller's forward-auth answer, rendered by `render` the first time.
 pub fn forward(c: &Caller, render: impl FnOnce() -> Option<Forward>) -> Option<Forward> {
+    kept(c, |r| &r.forward, render)
+}
+
+/// The rendering in `slot` of the caller's verification, made by `render` if it is the first.
+fn kept<T: Clone>(
+    c: &Caller,
+    slot: impl FnOnce(&Rendered) -> &OnceLock<Option<T>>,
+    render: impl FnOnce() -> Option<T>,
+) -> Option<T> {
     match c.derived.get_or_init(Rendered::default) {
-        Some(r) => r.forward.get_or_init(render).clone(),
+        Some(r) => slot(r).get_or_init(render).clone(),
         None => render(),
     }
 }

@@ -364,7 +364,7 @@ async fn cached_answers_follow_account_changes() {
     let admin = s.admin().await;
     let (t, uid) = s.register("Kay", "kay@example.com").await;
     let (key, _) = create(&s, &t, json!({"name": "mailer"})).await;
-    // Warm both workers' caches (separate connections may land on either).
+    // Warm the cache, and its renderings, on whichever worker serves these requests.
     for _ in 0..8 {
         let (st, v) = s.get("/api/v1/auth/verify", Some(&key)).await;
         assert_eq!((st, &v["data"]["role"]), (StatusCode::OK, &json!("user")));
