@@ -136,7 +136,7 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
     if route == Route::Info {
         return Ok(info());
     }
-    let (auth, scopes) = grant(c);
+    let (_, scopes) = grant(c);
     if let Some(need) = req.query("scope")
         && !scopes.iter().any(|s| s == "*" || *s == need)
     {
@@ -144,21 +144,11 @@ pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<
     }
     let f = rendered::forward(c, || forward(c))
         .ok_or_else(|| Error::Internal("verify answer not serialisable".into()))?;
-    let mut r = response::json_response(StatusCode::OK, f.body);
-    let h = r.headers_mut();
-    h.insert(X_POSTA_USER_ID.clone(), f.user_id);
-    if let Some(v) = f.email {
-        h.insert(X_POSTA_USER_EMAIL.clone(), v);
-    }
-    h.insert(
-        X_POSTA_USER_ROLE.clone(),
-        HeaderValue::from_static(c.user.role.as_str()),
-    );
-    h.insert(X_POSTA_AUTH.clone(), HeaderValue::from_static(auth));
-    if let Some(v) = f.scopes {
-        h.insert(X_POSTA_SCOPES.clone(), v);
-    }
-    Ok(r)
+    Ok(response::json_response_with(
+        StatusCode::OK,
+        f.body,
+        f.headers,
+    ))
 }
 
 /// How the caller authenticated, and what it may do.
@@ -181,17 +171,31 @@ fn forward(c: &Caller) -> Option<Forward> {
     })
     .ok()?;
     let mut id = uuid::Uuid::encode_buffer();
-    let user_id = HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id)).ok()?;
+    let mut headers = response::json_headers();
+    headers.insert(
+        X_POSTA_USER_ID.clone(),
+        HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id)).ok()?,
+    );
+    // An address or scope that is not a valid header value is left to the body.
+    if let Ok(v) = HeaderValue::from_str(&c.user.email) {
+        headers.insert(X_POSTA_USER_EMAIL.clone(), v);
+    }
+    headers.insert(
+        X_POSTA_USER_ROLE.clone(),
+        HeaderValue::from_static(c.user.role.as_str()),
+    );
+    headers.insert(X_POSTA_AUTH.clone(), HeaderValue::from_static(auth));
     let scopes = match scopes {
         [one] if one == "*" => Ok(HeaderValue::from_static("*")),
         [one] => HeaderValue::from_str(one),
         many => HeaderValue::from_str(&many.join(",")),
     };
+    if let Ok(v) = scopes {
+        headers.insert(X_POSTA_SCOPES.clone(), v);
+    }
     Some(Forward {
         body: body.into(),
-        user_id,
-        email: HeaderValue::from_str(&c.user.email).ok(),
-        scopes: scopes.ok(),
+        headers,
     })
 }
 

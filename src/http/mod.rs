@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::domain::{AuthKind, Caller, ClientInfo, session};
@@ -203,27 +203,17 @@ fn preflight(allowed: bool) -> Result<Resp> {
     Ok(r)
 }
 
-// Named once: a `&str` header name is parsed again on every insert.
-static X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
+/// Fill in the request id and what every response carries. A response built on
+/// [`response::json_headers`] already has the security headers and a request-id slot; the
+/// insert that fills the slot tells, by finding it, that the rest need not be inserted.
 fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     let h = r.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(X_FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        );
+    // `HeaderValue::from(u64)` formats into a `BytesMut` and freezes it: two allocations
+    // where copying the digits takes one.
+    let mut digits = itoa::Buffer::new();
+    let id = HeaderValue::from_str(digits.format(rid)).unwrap_or(HeaderValue::from_static("0"));
+    if h.insert(response::X_REQUEST_ID.clone(), id).is_none() {
+        response::insert_security_headers(h);
     }
     if tls {
         h.insert(
@@ -231,7 +221,6 @@ fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
-    h.insert(X_REQUEST_ID.clone(), HeaderValue::from(rid));
     if let Some(o) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
         h.insert(

@@ -1,14 +1,14 @@
 //! Answers that depend only on a verified credential (`GET /users/me` for a session, the
 //! forward-auth answer of `/auth/verify`), rendered on the first request with it and kept
 //! with its verification in the credential cache, so the next requests send the same bytes
-//! without serialising JSON or copying header values again. A write that could change them
+//! without serialising JSON or building header maps again. A write that could change them
 //! (a profile edit, a role change, a new SSO link) invalidates the verification, and with it
 //! these renderings.
 
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use http::HeaderValue;
+use http::HeaderMap;
 
 use crate::domain::Caller;
 
@@ -19,17 +19,14 @@ struct Rendered {
     forward: OnceLock<Option<Forward>>,
 }
 
-/// The forward-auth answer: the JSON body and the `X-Posta-*` header values.
+/// The forward-auth answer: the JSON body, and the headers of a JSON answer with the
+/// `X-Posta-*` ones added.
 #[derive(Clone)]
 pub struct Forward {
     /// The envelope.
     pub body: Bytes,
-    /// `X-Posta-User-Id`.
-    pub user_id: HeaderValue,
-    /// `X-Posta-User-Email` (absent if the address is not a valid header value).
-    pub email: Option<HeaderValue>,
-    /// `X-Posta-Scopes` (absent if a scope is not a valid header value).
-    pub scopes: Option<HeaderValue>,
+    /// [`super::response::json_headers`] plus the forward-auth headers.
+    pub headers: HeaderMap,
 }
 
 /// The caller's rendered profile body, rendered by `render` the first time.

@@ -1,7 +1,9 @@
 //! The JSON envelope: success, paged and error bodies, plus the headers every response carries.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use std::sync::LazyLock;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use serde::Serialize;
 use serde_json::json;
@@ -12,19 +14,63 @@ use crate::error::Error;
 /// Response type used everywhere.
 pub type Resp = Response<Full<Bytes>>;
 
-/// Room for the content type plus the security, request-id and CORS headers added on the
-/// way out, so the map is allocated once instead of grown.
+/// Room for the prepared headers plus the forward-auth, CORS and `Retry-After` ones, so the
+/// hash table is allocated once instead of grown.
 const HEADER_ROOM: usize = 16;
+
+// Named once: a `&str` header name is parsed again on every insert.
+static X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
+/// The request id every response carries.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The security headers every response carries (HSTS, which depends on the listener, aside).
+pub fn insert_security_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+}
+
+/// The headers of a JSON answer, prepared once: the content type, the security headers and a
+/// request-id slot that the way out always fills (and by finding it, knows the security
+/// headers are there). Cloning it copies a few words per header, where inserting them one by
+/// one hashed and probed each: about a sixth of the instructions of a cached `/users/me`.
+pub fn json_headers() -> HeaderMap {
+    static PREPARED: LazyLock<HeaderMap> = LazyLock::new(|| {
+        let mut h = HeaderMap::with_capacity(HEADER_ROOM);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        insert_security_headers(&mut h);
+        h.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("0"));
+        h
+    });
+    PREPARED.clone()
+}
 
 /// A JSON response with an already encoded body.
 pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    json_response_with(status, body, json_headers())
+}
+
+/// A JSON response whose headers were prepared from [`json_headers`].
+pub fn json_response_with(status: StatusCode, body: impl Into<Bytes>, headers: HeaderMap) -> Resp {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    *r.headers_mut() = HeaderMap::with_capacity(HEADER_ROOM);
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    *r.headers_mut() = headers;
     r
 }
 

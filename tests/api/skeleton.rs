@@ -39,6 +39,77 @@ async fn health_ready_info() {
     assert_eq!(r.headers()["content-type"], "application/json");
 }
 
+/// JSON answers take their headers from a prepared map (per verification for forward auth);
+/// pages and other bodies get them inserted on the way out. Every kind carries the whole set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_response_carries_the_security_headers() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Hedda", "hedda@example.com").await;
+    let (_, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "mailer"}),
+        )
+        .await;
+    let key = v["data"]["key"].as_str().unwrap().to_owned();
+    let get = |path: &str, credential: Option<&str>| {
+        let mut r = s.client.get(format!("{}{path}", s.url));
+        if let Some(c) = credential {
+            r = r.bearer_auth(c);
+        }
+        r.send()
+    };
+    let mut ids = std::collections::HashSet::new();
+    // Twice each: a cached verification's second answer reuses its prepared headers.
+    for (path, credential, status, csp) in [
+        ("/api/v1/healthz", None, 200, "default-src 'none'"),
+        ("/nope", None, 404, "default-src 'none'"),
+        (
+            "/api/v1/users/me",
+            Some(t.as_str()),
+            200,
+            "default-src 'none'",
+        ),
+        (
+            "/api/v1/auth/verify",
+            Some(key.as_str()),
+            200,
+            "default-src 'none'",
+        ),
+        (
+            "/api/v1/auth/verify",
+            Some(t.as_str()),
+            200,
+            "default-src 'none'",
+        ),
+        ("/login", None, 200, "script-src 'self'"),
+        ("/assets/app.js", None, 200, "script-src 'self'"),
+    ]
+    .into_iter()
+    .flat_map(|c| [c, c])
+    {
+        let r = get(path, credential).await.unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let h = r.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+            ("cache-control", "no-store"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(h.get_all(name).iter().count(), 1, "{path} {name}");
+            assert_eq!(h[name], value, "{path} {name}");
+        }
+        assert_eq!(h.get_all("content-security-policy").iter().count(), 1);
+        assert!(h["content-security-policy"].to_str().unwrap().contains(csp));
+        assert!(h.get("strict-transport-security").is_none(), "plain HTTP");
+        assert_eq!(h.get_all("x-request-id").iter().count(), 1, "{path}");
+        let id: u64 = h["x-request-id"].to_str().unwrap().parse().unwrap();
+        assert!(ids.insert(id), "{path}: request id {id} seen before");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn info_can_require_a_token() {
     let s = TestServer::start_with(|c| c.info_public = false).await;
