@@ -4,13 +4,15 @@
 //!
 //! Usage: `hello [ADDR] [--verify-bytes]` (default 127.0.0.1:0). With `--verify-bytes` it
 //! answers with the same status line, headers and body size as Posta's `/api/v1/auth/verify`
-//! (forward-auth headers, security headers, request id), all static: the cost of merely
-//! sending what the API contract requires, without doing any of the work behind it.
+//! (forward-auth headers, security headers, request id), all static and cloned from a map
+//! built once (the cheapest way to hand hyper a dozen headers): the cost of merely sending
+//! what the API contract requires, without doing any of the work behind it.
 
 use std::convert::Infallible;
+use std::sync::LazyLock;
 
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
@@ -35,6 +37,19 @@ const VERIFY_HEADERS: &[(&str, &str)] = &[
     ("x-request-id", "3"),
 ];
 
+/// The `--verify-bytes` headers, built once.
+static PREPARED: LazyLock<HeaderMap> = LazyLock::new(|| {
+    let mut h = HeaderMap::with_capacity(16);
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in VERIFY_HEADERS {
+        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+    }
+    h
+});
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -57,15 +72,15 @@ async fn main() -> std::io::Result<()> {
                     br#"{"success":true,"data":{"status":"ok"}}"#
                 };
                 let mut r = Response::new(Full::new(Bytes::from_static(body)));
-                let h = r.headers_mut();
-                h.insert(
-                    http::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
                 if verify_bytes {
-                    for (k, v) in VERIFY_HEADERS {
-                        h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
-                    }
+                    // Cloned from a map built once, as Posta does: the cheapest way to hand
+                    // hyper a dozen headers.
+                    *r.headers_mut() = PREPARED.clone();
+                } else {
+                    r.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    );
                 }
                 Ok::<_, Infallible>(r)
             });

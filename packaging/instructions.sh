@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # User-space instructions per request, counted by valgrind's callgrind: a measure that, unlike
 # req/s and CPU time on a shared VM, does not move between runs, so a change of a few percent
-# can be seen. Counts the hello-world baseline, /healthz, /users/me (JWT) and /auth/verify (API
-# key) on a 1 000-user store; caches warm, access log on, as in production.
+# can be seen. Counts the hello-world baseline (also exchanging /auth/verify's bytes), /healthz,
+# /users/me (JWT) and /auth/verify (API key) on a 1 000-user store; caches warm, access log on,
+# as in production.
 # Usage: packaging/instructions.sh [POSTA_BINARY]   (default: builds target/release/posta)
 # Kernel work (half of a request's CPU time) is not counted; see packaging/bench.sh for that.
 set -euo pipefail
@@ -30,9 +31,9 @@ wait_line() { # file -> the address from "listening addr=…" (valgrind starts s
 count() { # pid label url [wrk args...]
   local pid=$1 label=$2 url=$3; shift 3
   wrk -t1 -c4 -d1s "$@" "$url" >/dev/null
-  callgrind_control -z "$pid" >/dev/null
+  callgrind_control -z "$pid" >/dev/null 2>&1
   local n; n=$(wrk -t1 -c4 -d3s "$@" "$url" | awk '/requests in/ {print $1}')
-  callgrind_control -d "$pid" >/dev/null
+  callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 0.5
   local f; f=$(ls -t "$WORK"/cg.* | head -1)
   local ir; ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}')
@@ -50,6 +51,11 @@ kill "$VP"; wait "$VP" 2>/dev/null || true
 mkdir -p "$WORK/s"
 "$EX/fill_store" "$WORK/s" 1000 >"$WORK/fill" 2>/dev/null
 KEY=$(sed -n 's/^key=//p' "$WORK/fill")
+# What merely exchanging /auth/verify's bytes costs: its request (with the key) in, its answer out.
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$EX/hello" 127.0.0.1:0 --verify-bytes >"$WORK/bytes.out" 2>/dev/null &
+VP=$!
+count "$VP" "hello-world exchanging /auth/verify's bytes (no work)" "http://$(wait_line "$WORK/bytes.out")/" -H "Authorization: Bearer $KEY"
+kill "$VP"; wait "$VP" 2>/dev/null || true
 (cd "$WORK/s" && POSTA_DATA_DIR="$WORK/s" POSTA_HOST=127.0.0.1 POSTA_PORT=0 POSTA_AUTH_RATE_LIMIT_ENABLED=false \
   exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$BIN" serve >"$WORK/s/stdout" 2>"$WORK/s/stderr") &
 VP=$!
