@@ -5,16 +5,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{RwLock, Semaphore};
+use tokio::sync::{Notify, RwLock, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::Answer;
@@ -69,7 +68,9 @@ pub async fn serve(
         .keep_alive_interval(Duration::from_secs(cfg.idle_timeout_secs))
         .keep_alive_timeout(Duration::from_secs(20));
     let builder = Arc::new(builder);
-    let graceful = GracefulShutdown::new();
+    let closing = Arc::new(Closing::default());
+    // Every connection (TLS handshake included) holds a permit until it ends: when all are
+    // back, all connections are closed.
     let permits = Arc::new(Semaphore::new(cfg.max_connections));
     // The watchdog period of every connection (see `serve_conn`).
     let limit = Duration::from_secs(cfg.header_read_timeout_secs.max(1));
@@ -97,7 +98,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
+        let closing = closing.clone();
         let tls = match &tls {
             Some(t) => Some(t.read().await.clone()),
             None => None,
@@ -108,7 +109,7 @@ pub async fn serve(
                 None => {
                     serve_conn(
                         &builder,
-                        watcher,
+                        &closing,
                         TokioIo::new(stream),
                         state,
                         peer,
@@ -120,8 +121,16 @@ pub async fn serve(
                 Some(acc) => {
                     match tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            serve_conn(&builder, watcher, TokioIo::new(s), state, peer, true, limit)
-                                .await
+                            serve_conn(
+                                &builder,
+                                &closing,
+                                TokioIo::new(s),
+                                state,
+                                peer,
+                                true,
+                                limit,
+                            )
+                            .await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "tls handshake failed"),
                         Err(_) => tracing::debug!(%peer, "tls handshake timed out"),
@@ -132,12 +141,27 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
-    if tokio::time::timeout(grace, graceful.shutdown())
+    closing.now.store(true, Ordering::Release);
+    closing.wake.notify_waiters();
+    let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
         .is_err()
     {
         tracing::warn!("grace period over; closing remaining connections");
     }
+}
+
+/// Shutdown as connections see it: a flag each one reads when it wakes, and a notification
+/// that wakes them all (idle ones included) once.
+///
+/// Replaces hyper-util's `GracefulShutdown`, whose watcher polls a `watch` channel on every
+/// wake-up of every connection, taking the lock of one `Notify` that all connections on both
+/// cores share: about 1.5 % of a request's instructions, and a contended cache line.
+#[derive(Debug, Default)]
+struct Closing {
+    now: AtomicBool,
+    wake: Notify,
 }
 
 /// What a connection's watchdog watches: requests started, and requests not yet answered.
@@ -162,7 +186,7 @@ impl Drop for InFlight {
 /// or writing to a client that stopped reading, between one and two `limit`s later.
 async fn serve_conn<I>(
     builder: &auto::Builder<TokioExecutor>,
-    watcher: hyper_util::server::graceful::Watcher,
+    closing: &Closing,
     io: I,
     state: AppState,
     peer: SocketAddr,
@@ -187,14 +211,30 @@ async fn serve_conn<I>(
             now => now,
         }
     });
-    let conn = watcher.watch(builder.serve_connection(io, svc).into_owned());
+    let conn = builder.serve_connection(io, svc).into_owned();
     tokio::pin!(conn);
+    // Polled once, to register this task for the shutdown wake-up: a task's waker stays the
+    // same, so later wake-ups need only read the flag.
+    let shutdown = closing.wake.notified();
+    tokio::pin!(shutdown);
+    let mut registered = false;
+    let mut draining = false;
     // A connection that has not completed a request head by the first deadline is closed then.
     let tick = tokio::time::sleep(limit);
     tokio::pin!(tick);
     let mut armed = false;
     let mut last_started = 0;
     std::future::poll_fn(|cx| {
+        if !registered {
+            registered = true;
+            let _ = shutdown.as_mut().poll(cx);
+        }
+        if !draining && closing.now.load(Ordering::Acquire) {
+            // Finish the request in flight (HTTP/1 answers it with `Connection: close`,
+            // HTTP/2 sends GOAWAY); an idle connection closes now.
+            draining = true;
+            conn.as_mut().graceful_shutdown();
+        }
         if let Poll::Ready(r) = conn.as_mut().poll(cx) {
             if let Err(e) = r {
                 tracing::debug!(%peer, error = %e, "connection ended with error");

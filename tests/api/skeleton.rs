@@ -752,3 +752,60 @@ async fn slow_or_idle_connections_are_closed() {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     }
 }
+
+/// Shutdown lets a request in flight finish (its answer says the connection closes), closes
+/// idle keep-alive connections at once instead of waiting out the grace period, and then
+/// returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_requests_in_flight_and_closes_idle_connections() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| {
+        c.shutdown_grace_secs = 60;
+        c.header_read_timeout_secs = 60;
+    })
+    .await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    // Idle: served once, then silent (the watchdog alone would keep it for a minute).
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // In flight: a sign-in whose body is still arriving.
+    let body = br#"{"email":"nobody@example.com","password":"not-the-password"}"#;
+    let mut busy = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    busy.write_all(head.as_bytes()).await.unwrap();
+    busy.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let started = std::time::Instant::now();
+    let mut stopping = tokio::spawn(s.stop());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!stopping.is_finished(), "returned with a request in flight");
+    until_closed(&mut idle, "an idle connection was kept through shutdown").await;
+
+    busy.write_all(&body[10..]).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), busy.read_to_end(&mut answer))
+        .await
+        .expect("the request in flight was not answered")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 401"), "{answer}");
+    assert!(answer.contains("connection: close"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), &mut stopping)
+        .await
+        .expect("shutdown did not return once drained")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for the grace period"
+    );
+}
