@@ -1,7 +1,7 @@
 //! A word-at-a-time multiplicative hasher (the `FxHash` recipe) for maps whose keys nobody can
-//! aim: the route table (fixed at start-up) and the credential cache (keyed by a hash that is
-//! already keyed per process). `std`'s SipHash protects maps that attacker-chosen keys fill;
-//! here it only cost a few hundred instructions per request.
+//! aim: the route table (fixed at start-up) and the credential cache (whose entries are only
+//! ever verified credentials, keyed by their server-made tails). `std`'s SipHash protects maps
+//! that attacker-chosen keys fill; here it only cost a few hundred instructions per request.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
