@@ -709,6 +709,19 @@ async fn until_closed(conn: &mut tokio::net::TcpStream, stayed_open: &str) {
     assert!(read.is_ok(), "{stayed_open}");
 }
 
+/// A keep-alive connection that has been answered one health check, and is now silent.
+async fn served_keep_alive(addr: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    conn.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    conn
+}
+
 /// Slowloris: a request head that never completes, or a keep-alive connection that never
 /// sends its next request, is closed after `header_read_timeout_secs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -727,13 +740,7 @@ async fn slow_or_idle_connections_are_closed() {
         "closed before the timeout"
     );
     // A served keep-alive connection that then stays silent is closed too.
-    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    idle.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut idle = served_keep_alive(&addr).await;
     until_closed(&mut idle, "an idle keep-alive connection stayed open").await;
     // A keep-alive connection in use is not closed, however long it lives.
     let mut busy = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -767,13 +774,7 @@ async fn shutdown_drains_requests_in_flight_and_closes_idle_connections() {
     .await;
     let addr = s.url.trim_start_matches("http://").to_owned();
     // Idle: served once, then silent (the watchdog alone would keep it for a minute).
-    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    idle.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut first = [0u8; 12];
-    idle.read_exact(&mut first).await.unwrap();
-    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut idle = served_keep_alive(&addr).await;
     // In flight: a sign-in whose body is still arriving.
     let body = br#"{"email":"nobody@example.com","password":"not-the-password"}"#;
     let mut busy = tokio::net::TcpStream::connect(&addr).await.unwrap();
