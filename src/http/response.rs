@@ -18,9 +18,7 @@ pub type Resp = Response<Full<Bytes>>;
 /// hash table is allocated once instead of grown.
 const HEADER_ROOM: usize = 16;
 
-// Named once: a `&str` header name is parsed again on every insert.
-static X_FRAME_OPTIONS: HeaderName = HeaderName::from_static("x-frame-options");
-/// The request id every response carries.
+/// The request id every response carries (named once: a `&str` name is parsed on every insert).
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The security headers every response carries (HSTS, which depends on the listener, aside).
@@ -34,7 +32,7 @@ pub fn insert_security_headers(h: &mut HeaderMap) {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(X_FRAME_OPTIONS.clone(), HeaderValue::from_static("DENY"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
