@@ -69,7 +69,7 @@ pub fn push_rfc3339(out: &mut String, ts: i64, micros: Option<u32>) {
 /// Room for one rendering on the stack, for serialisers that must not allocate.
 #[derive(Debug, Default)]
 pub struct Rfc3339Buf {
-    bytes: [u8; 27],
+    buf: [u8; 27],
     len: usize,
 }
 
@@ -79,10 +79,16 @@ impl Rfc3339Buf {
         self.render(ts, None)
     }
 
-    /// The one renderer: digits filled in by arithmetic, because it runs on every health
-    /// check and log line, where a general date formatter (or `fmt::Write` piece by piece)
-    /// cost more than the rest of the line.
     fn render(&mut self, ts: i64, micros: Option<u32>) -> &str {
+        // Only ASCII digits and separators are written.
+        std::str::from_utf8(self.bytes(ts, micros)).unwrap_or_default()
+    }
+
+    /// The one renderer, as bytes for a byte buffer (the access log) to take without a UTF-8
+    /// check: digits filled in by arithmetic, because it runs on every health check and log
+    /// line, where a general date formatter (or `fmt::Write` piece by piece) cost more than
+    /// the rest of the line.
+    pub fn bytes(&mut self, ts: i64, micros: Option<u32>) -> &[u8] {
         thread_local! {
             // The last second this thread rendered: log lines and health checks ask for the
             // same second thousands of times.
@@ -90,14 +96,14 @@ impl Rfc3339Buf {
         }
         self.len = 0;
         match LAST.get() {
-            Some((at, bytes)) if at == ts => self.bytes = bytes,
+            Some((at, bytes)) if at == ts => self.buf = bytes,
             _ => {
                 let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
                 let (y, m, d) = civil_from_days(days);
                 if !(0..=9999).contains(&y) {
-                    return "";
+                    return b"";
                 }
-                self.bytes = *b"0000-00-00T00:00:00.000000Z";
+                self.buf = *b"0000-00-00T00:00:00.000000Z";
                 let fields = [
                     (0..4, y),
                     (5..7, m),
@@ -107,27 +113,26 @@ impl Rfc3339Buf {
                     (17..19, secs % 60),
                 ];
                 for (at, v) in fields {
-                    digits(self.bytes.get_mut(at).unwrap_or_default(), v);
+                    digits(self.buf.get_mut(at).unwrap_or_default(), v);
                 }
-                LAST.set(Some((ts, self.bytes)));
+                LAST.set(Some((ts, self.buf)));
             }
         }
         if let Some(us) = micros {
             digits(
-                self.bytes.get_mut(20..26).unwrap_or_default(),
+                self.buf.get_mut(20..26).unwrap_or_default(),
                 i64::from(us.min(999_999)),
             );
         }
         self.len = if micros.is_some() {
             27
         } else {
-            if let Some(z) = self.bytes.get_mut(19) {
+            if let Some(z) = self.buf.get_mut(19) {
                 *z = b'Z';
             }
             20
         };
-        // Only ASCII digits and separators were written.
-        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 

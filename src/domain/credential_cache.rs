@@ -129,7 +129,7 @@ impl std::fmt::Debug for CredentialCache {
 }
 
 impl CredentialCache {
-    fn slot(&self, token: &str) -> (u64, u64) {
+    fn slot(&self, token: &[u8]) -> (u64, u64) {
         // The tail alone: a JWT ends in its signature, a key in random characters, so the tail
         // tells cached credentials apart, and hashing 300 bytes of JWT cost more than the
         // lookup. Presented tokens sharing a cached one's tail only share its slot: a hit
@@ -138,27 +138,27 @@ impl CredentialCache {
         // No secret key (SipHash here was ~2 % of a request): only verified credentials are
         // inserted, and their tails are an HMAC or server-drawn randomness, so nobody can
         // fill the map with colliding slots; a presented token only probes it.
-        let b = token.as_bytes();
-        let tail = b.get(b.len().saturating_sub(TAIL)..).unwrap_or(b);
+        let tail = token
+            .get(token.len().saturating_sub(TAIL)..)
+            .unwrap_or(token);
         (self.id, FastBuild::default().hash_one(tail))
     }
 
     /// The verification of `token`, if this thread made one at store generation `generation`.
     #[must_use]
-    pub fn get(&self, token: &str, generation: u64) -> Option<Verified> {
+    pub fn get(&self, token: &[u8], generation: u64) -> Option<Verified> {
         let slot = self.slot(token);
         ENTRIES.with_borrow(|map| {
             let e = map.get(&slot)?;
             // SECURITY: the whole presented token must equal the verified one, compared in
             // constant time (the 64-bit slot alone is not proof).
-            (e.generation == generation
-                && constant_time_eq::constant_time_eq(&e.token, token.as_bytes()))
-            .then(|| e.verified.clone())
+            (e.generation == generation && constant_time_eq::constant_time_eq(&e.token, token))
+                .then(|| e.verified.clone())
         })
     }
 
     /// Remember, for this thread, a verification made with data read at `generation`.
-    pub fn insert(&self, token: &str, generation: u64, verified: Verified) {
+    pub fn insert(&self, token: &[u8], generation: u64, verified: Verified) {
         let slot = self.slot(token);
         ENTRIES.with_borrow_mut(|map| {
             if map.len() >= CAPACITY && !map.contains_key(&slot) {
@@ -167,7 +167,7 @@ impl CredentialCache {
             map.insert(
                 slot,
                 Entry {
-                    token: token.as_bytes().into(),
+                    token: token.into(),
                     generation,
                     verified,
                 },
@@ -214,44 +214,44 @@ mod tests {
     #[test]
     fn hit_only_for_same_token_and_generation() {
         let c = CredentialCache::default();
-        c.insert("tok-a", 7, verified());
-        assert!(c.get("tok-a", 7).is_some());
-        assert!(c.get("tok-a", 8).is_none(), "a write since invalidates");
-        assert!(c.get("tok-b", 7).is_none());
-        assert!(c.get("tok-", 7).is_none());
-        c.insert("tok-a", 8, verified());
-        assert!(c.get("tok-a", 8).is_some());
+        c.insert(b"tok-a", 7, verified());
+        assert!(c.get(b"tok-a", 7).is_some());
+        assert!(c.get(b"tok-a", 8).is_none(), "a write since invalidates");
+        assert!(c.get(b"tok-b", 7).is_none());
+        assert!(c.get(b"tok-", 7).is_none());
+        c.insert(b"tok-a", 8, verified());
+        assert!(c.get(b"tok-a", 8).is_some());
         assert_eq!(c.len(), 1);
     }
 
     #[test]
     fn caches_sharing_a_thread_do_not_see_each_other() {
         let (a, b) = (CredentialCache::default(), CredentialCache::default());
-        a.insert("tok", 1, verified());
-        assert!(a.get("tok", 1).is_some());
-        assert!(b.get("tok", 1).is_none(), "another server's entry");
+        a.insert(b"tok", 1, verified());
+        assert!(a.get(b"tok", 1).is_some());
+        assert!(b.get(b"tok", 1).is_none(), "another server's entry");
         assert_eq!(b.len(), 0);
     }
 
     #[test]
     fn entries_belong_to_their_thread() {
         let c = Arc::new(CredentialCache::default());
-        c.insert("tok", 1, verified());
+        c.insert(b"tok", 1, verified());
         let other = c.clone();
-        let seen = std::thread::spawn(move || other.get("tok", 1).is_some())
+        let seen = std::thread::spawn(move || other.get(b"tok", 1).is_some())
             .join()
             .unwrap_or(true);
         assert!(!seen, "another thread verifies for itself");
-        assert!(c.get("tok", 1).is_some());
+        assert!(c.get(b"tok", 1).is_some());
     }
 
     #[test]
     fn bounded() {
         let c = CredentialCache::default();
         for i in 0..CAPACITY + 10 {
-            c.insert(&format!("t{i}"), 1, verified());
+            c.insert(format!("t{i}").as_bytes(), 1, verified());
         }
         assert!(c.len() <= CAPACITY);
-        assert!(c.get(&format!("t{}", CAPACITY + 9), 1).is_some());
+        assert!(c.get(format!("t{}", CAPACITY + 9).as_bytes(), 1).is_some());
     }
 }

@@ -324,19 +324,27 @@ pub async fn register(
 ///
 /// A credential verified since the last committed write is taken from the credential cache;
 /// otherwise it is verified in full (signature or key hash, then the store) and cached.
-pub fn authenticate(state: &AppState, bearer: &str, client: &ClientInfo) -> Result<Caller> {
+/// `bearer` is the credential as presented: on a cache hit it equals, byte for byte, one that
+/// was verified; anything else must be ASCII text before it is looked at.
+pub fn authenticate(state: &AppState, bearer: &[u8], client: &ClientInfo) -> Result<Caller> {
     let now = state.now();
     // Loaded before any read, so a write committed meanwhile makes this copy stale.
     let generation = state.store.generation();
     let verified = match state.credentials.get(bearer, generation) {
         Some(v) => v,
         None => {
+            let bearer = std::str::from_utf8(bearer)
+                .ok()
+                .filter(|b| b.is_ascii())
+                .ok_or(Error::Unauthorized)?;
             let v = if keyfmt::looks_like_key(bearer) {
                 super::api_key::verify(state, bearer, now)?
             } else {
                 verify_token(state, bearer, now)?
             };
-            state.credentials.insert(bearer, generation, v.clone());
+            state
+                .credentials
+                .insert(bearer.as_bytes(), generation, v.clone());
             v
         }
     };

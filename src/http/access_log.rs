@@ -8,7 +8,6 @@
 //! interactive terminal, tests, library use) the line goes through `tracing` as before.
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,7 +64,9 @@ pub fn record(l: &Line<'_>) {
         return;
     };
     thread_local! {
-        static BUF: RefCell<String> = RefCell::new(String::with_capacity(256));
+        // Bytes, not a `String`: every piece is already text, and a `String` would have its
+        // timestamp checked as UTF-8 again on each line.
+        static BUF: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
     }
     // Log timestamps are wall-clock time, like every other log line (not the injected clock).
     #[allow(clippy::disallowed_methods)]
@@ -73,68 +74,75 @@ pub fn record(l: &Line<'_>) {
     BUF.with_borrow_mut(|buf| {
         buf.clear();
         format(buf, l, now, sink.json);
-        sink.writer.append(buf.as_bytes());
+        sink.writer.append(buf);
     });
 }
 
-fn format(buf: &mut String, l: &Line<'_>, at: SystemTime, json: bool) {
+fn format(buf: &mut Vec<u8>, l: &Line<'_>, at: SystemTime, json: bool) {
     let mut n = itoa::Buffer::new();
     if json {
-        buf.push_str("{\"timestamp\":\"");
+        buf.extend_from_slice(b"{\"timestamp\":\"");
         timestamp(buf, at);
-        buf.push_str("\",\"level\":\"INFO\",\"request_id\":");
-        buf.push_str(n.format(l.request_id));
-        buf.push_str(",\"method\":\"");
+        buf.extend_from_slice(b"\",\"level\":\"INFO\",\"request_id\":");
+        buf.extend_from_slice(n.format(l.request_id).as_bytes());
+        buf.extend_from_slice(b",\"method\":\"");
         json_str(buf, l.method);
-        buf.push_str("\",\"path\":\"");
+        buf.extend_from_slice(b"\",\"path\":\"");
         json_str(buf, l.path);
-        buf.push_str("\",\"status\":");
-        buf.push_str(n.format(l.status));
-        buf.push_str(",\"micros\":");
-        buf.push_str(n.format(l.micros));
+        buf.extend_from_slice(b"\",\"status\":");
+        buf.extend_from_slice(n.format(l.status).as_bytes());
+        buf.extend_from_slice(b",\"micros\":");
+        buf.extend_from_slice(n.format(l.micros).as_bytes());
         if let Some(code) = l.code {
-            buf.push_str(",\"code\":\"");
+            buf.extend_from_slice(b",\"code\":\"");
             json_str(buf, code);
-            buf.push('"');
+            buf.push(b'"');
         }
-        buf.push_str(",\"message\":\"request\",\"target\":\"posta::http\"}\n");
+        buf.extend_from_slice(b",\"message\":\"request\",\"target\":\"posta::http\"}\n");
     } else {
         timestamp(buf, at);
-        buf.push_str("  INFO posta::http: request request_id=");
-        buf.push_str(n.format(l.request_id));
-        buf.push_str(" method=");
-        buf.push_str(l.method);
-        buf.push_str(" path=");
-        buf.push_str(l.path);
-        buf.push_str(" status=");
-        buf.push_str(n.format(l.status));
-        buf.push_str(" micros=");
-        buf.push_str(n.format(l.micros));
+        buf.extend_from_slice(b"  INFO posta::http: request request_id=");
+        buf.extend_from_slice(n.format(l.request_id).as_bytes());
+        buf.extend_from_slice(b" method=");
+        buf.extend_from_slice(l.method.as_bytes());
+        buf.extend_from_slice(b" path=");
+        buf.extend_from_slice(l.path.as_bytes());
+        buf.extend_from_slice(b" status=");
+        buf.extend_from_slice(n.format(l.status).as_bytes());
+        buf.extend_from_slice(b" micros=");
+        buf.extend_from_slice(n.format(l.micros).as_bytes());
         if let Some(code) = l.code {
-            buf.push_str(" code=");
-            buf.push_str(code);
+            buf.extend_from_slice(b" code=");
+            buf.extend_from_slice(code.as_bytes());
         }
-        buf.push('\n');
+        buf.push(b'\n');
     }
 }
 
 /// RFC 3339 UTC with microseconds, as the rest of the log writes it.
-fn timestamp(buf: &mut String, at: SystemTime) {
+fn timestamp(buf: &mut Vec<u8>, at: SystemTime) {
     let d = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    crate::clock::push_rfc3339(buf, secs, Some(d.subsec_micros()));
+    buf.extend_from_slice(crate::clock::Rfc3339Buf::default().bytes(secs, Some(d.subsec_micros())));
 }
 
-/// A JSON string body: quotes, backslashes and control characters escaped.
-fn json_str(buf: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '"' => buf.push_str("\\\""),
-            '\\' => buf.push_str("\\\\"),
-            '\0'..='\x1f' => {
-                let _ = write!(buf, "\\u{:04x}", u32::from(c));
-            }
-            _ => buf.push(c),
+/// A JSON string body: quotes, backslashes and control characters escaped (every other byte,
+/// UTF-8 sequences included, is copied as it is).
+fn json_str(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            0..=0x1f => buf.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+            _ => buf.push(b),
         }
     }
 }
@@ -156,10 +164,12 @@ mod tests {
 
     #[test]
     fn json_line_is_valid_json() {
-        let mut b = String::new();
-        format(&mut b, &line(Some("UNAUTHORIZED")), UNIX_EPOCH, true);
-        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
-        assert_eq!(v["path"], "/api/v1/\"x\\");
+        let mut b = Vec::new();
+        let mut l = line(Some("UNAUTHORIZED"));
+        l.path = "/api/v1/\"x\\\u{1}\u{1f}é";
+        format(&mut b, &l, UNIX_EPOCH, true);
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["path"], "/api/v1/\"x\\\u{1}\u{1f}é");
         assert_eq!(v["status"], 401);
         assert_eq!(v["micros"], 12);
         assert_eq!(v["request_id"], 7);
@@ -167,15 +177,15 @@ mod tests {
         assert_eq!(v["message"], "request");
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["timestamp"], "1970-01-01T00:00:00.000000Z");
-        assert!(b.ends_with("}\n"));
+        assert!(b.ends_with(b"}\n"));
     }
 
     #[test]
     fn text_line_matches_the_other_log_lines() {
-        let mut b = String::new();
+        let mut b = Vec::new();
         format(&mut b, &line(None), UNIX_EPOCH, false);
         assert_eq!(
-            b,
+            String::from_utf8(b).unwrap(),
             "1970-01-01T00:00:00.000000Z  INFO posta::http: request request_id=7 method=GET \
              path=/api/v1/\"x\\ status=401 micros=12\n"
         );

@@ -42,7 +42,7 @@ pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> 
         "/" => {
             // Signed in (a valid session cookie) goes to the account page, else to sign-in.
             let signed_in = super::request::cookie(req.headers(), super::cookie::SESSION)
-                .is_some_and(|t| session::authenticate(state, t, client).is_ok());
+                .is_some_and(|t| session::authenticate(state, t.as_bytes(), client).is_ok());
             Some(with_csp(response::redirect(if signed_in {
                 "/account"
             } else {

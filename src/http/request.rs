@@ -107,9 +107,9 @@ impl Req {
         cookie(&self.parts.headers, name)
     }
 
-    /// The bearer credential, if any.
+    /// The bearer credential, if any (bytes: see [`bearer`]).
     #[must_use]
-    pub fn bearer(&self) -> Option<&str> {
+    pub fn bearer(&self) -> Option<&[u8]> {
         bearer(&self.parts.headers)
     }
 }
@@ -126,19 +126,19 @@ pub fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
-/// `Authorization: Bearer <x>` (the scheme in any case). Bytes-level: it runs on every
-/// authenticated request, and the token is checked as a whole (ASCII) once.
+/// `Authorization: Bearer <x>` (the scheme in any case), as bytes. It runs on every
+/// authenticated request, so it does not scan the token: a cached credential is matched
+/// byte for byte against one that was verified (hence well-formed), and only a token that
+/// misses the cache is checked as text (`session::authenticate`). Scanning a 300-byte JWT
+/// twice (ASCII, then UTF-8) cost about 600 instructions, 5 % of a cached `/users/me`.
 #[must_use]
-pub fn bearer(h: &HeaderMap) -> Option<&str> {
+pub fn bearer(h: &HeaderMap) -> Option<&[u8]> {
     let v = h.get(header::AUTHORIZATION)?.as_bytes();
     if !v.get(..7)?.eq_ignore_ascii_case(b"bearer ") {
         return None;
     }
     let t = v.get(7..)?.trim_ascii();
-    if t.is_empty() || !t.is_ascii() {
-        return None;
-    }
-    std::str::from_utf8(t).ok()
+    (!t.is_empty()).then_some(t)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -243,15 +243,16 @@ mod tests {
                 header::AUTHORIZATION,
                 http::HeaderValue::from_bytes(v).unwrap(),
             );
-            bearer(&h).map(str::to_owned)
+            bearer(&h).map(<[u8]>::to_vec)
         };
-        assert_eq!(of(b"Bearer posta_abc").as_deref(), Some("posta_abc"));
-        assert_eq!(of(b"bEaReR   tok ").as_deref(), Some("tok"));
+        assert_eq!(of(b"Bearer posta_abc").as_deref(), Some(&b"posta_abc"[..]));
+        assert_eq!(of(b"bEaReR   tok ").as_deref(), Some(&b"tok"[..]));
         assert_eq!(of(b"Bearer "), None);
         assert_eq!(of(b"Bearer"), None);
         assert_eq!(of(b"Basic dXNlcjpwdw=="), None);
         assert_eq!(of(b"Bearertok"), None);
-        assert_eq!(of(b"Bearer t\xc3\xa9"), None, "not ASCII");
+        // Passed on as presented; `session::authenticate` refuses what is not ASCII.
+        assert_eq!(of(b"Bearer t\xc3\xa9").as_deref(), Some(&b"t\xc3\xa9"[..]));
         assert_eq!(bearer(&HeaderMap::new()), None);
     }
 

@@ -72,6 +72,22 @@ async fn create_use_list_revoke_delete() {
         401
     );
     assert_eq!(s.get("/api/v1/auth/verify", None).await.0, 401);
+    // Bytes that are not text, around the cached key's own tail (the cache's slot): refused
+    // with the envelope, not matched, not a crash.
+    let raw = [b"Bearer posta_\xc3\xa9".as_slice(), &key.as_bytes()[8..]].concat();
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(&raw).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(err_code(&r.json().await.unwrap()), "UNAUTHORIZED");
+    assert_eq!(forward_auth(&s, &key).await.status(), 200, "still cached");
 
     // Listed without the secret; last_used_at is tracked.
     let (st, v) = s
