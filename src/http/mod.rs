@@ -80,9 +80,11 @@ where
 
 /// Serve one request. Never fails: errors become the JSON envelope.
 pub fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, tls: bool) -> Answer {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
+    // The `Origin` matters to a preflight, or when some origin may be allowed; with no CORS
+    // origins configured (the default) other requests skip the header lookup.
+    let origin = (req.method() == Method::OPTIONS || !state.cors_origins.is_empty())
+        .then(|| req.headers().get(header::ORIGIN))
+        .flatten()
         .and_then(|v| v.to_str().ok());
     let is_preflight = req.method() == Method::OPTIONS && origin.is_some();
     let mut exchange = Exchange {

@@ -57,9 +57,15 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // No HTTP/1 timer: hyper's header-read timeout arms and drops a timer on every request;
     // `serve_conn`'s watchdog bounds slow heads and idle connections with one per connection.
+    // No writev: hyper's default queues the head and the body as separate buffers and sends
+    // them with writev(2); copying the body (a few hundred bytes here) behind the head and
+    // sending one buffer with one write cost ~500 fewer instructions per request (3.5 % of a
+    // cached `/auth/verify`). Large bodies (dashboard assets) are copied once more; they are
+    // rare and cached by the browser.
     builder
         .http1()
         .header_read_timeout(None)
+        .writev(false)
         .max_buf_size(cfg.max_header_bytes.max(8192));
     builder
         .http2()

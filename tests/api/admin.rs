@@ -432,6 +432,16 @@ async fn cors_preflight() {
     assert!(r.headers().get("access-control-allow-origin").is_none());
     let r = with_origin(&s, Method::GET, "/api/v1/healthz", listed).await;
     assert_eq!(r.headers()["access-control-allow-origin"], listed);
+
+    // No origins configured (the default): every preflight is refused, nothing is allowed.
+    let s = TestServer::start().await;
+    let r = with_origin(&s, Method::OPTIONS, "/api/v1/auth/login", listed).await;
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(err_code(&r.json().await.unwrap()), "FORBIDDEN");
+    let r = with_origin(&s, Method::GET, "/api/v1/healthz", listed).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
