@@ -17,13 +17,21 @@ use crate::log_sink::LogSink;
 struct Sink {
     writer: LogSink,
     json: bool,
+    /// Whether `POSTA_LOG` lets access lines through. The process's filter is set once at
+    /// start and never reloaded, so it is asked once: asking `tracing` on every request
+    /// (dispatcher look-up, directive match) cost ~100 instructions.
+    enabled: OnceLock<bool>,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 /// Route access lines straight to `writer` (the process's log writer), as JSON or text.
 pub fn install(writer: LogSink, json: bool) {
-    let _ = SINK.set(Sink { writer, json });
+    let _ = SINK.set(Sink {
+        writer,
+        json,
+        enabled: OnceLock::new(),
+    });
 }
 
 /// What one request line says. The query string is never part of it (OAuth codes live there).
@@ -45,10 +53,10 @@ pub struct Line<'a> {
 
 /// Write the line, if `info` is enabled for this module.
 pub fn record(l: &Line<'_>) {
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return;
-    }
     let Some(sink) = SINK.get() else {
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return;
+        }
         let Line {
             request_id,
             method,
@@ -63,6 +71,13 @@ pub fn record(l: &Line<'_>) {
         }
         return;
     };
+    // Asked on the first request, long after the subscriber was installed.
+    if !*sink
+        .enabled
+        .get_or_init(|| tracing::enabled!(tracing::Level::INFO))
+    {
+        return;
+    }
     thread_local! {
         // Bytes, not a `String`: every piece is already text, and a `String` would have its
         // timestamp checked as UTF-8 again on each line.

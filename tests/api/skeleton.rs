@@ -293,6 +293,51 @@ async fn binary_serves_layers_config_and_exits_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stdout).contains(ADMIN_EMAIL));
 }
 
+/// The log filter decides whether access lines are written (the access log asks it once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_filter_decides_whether_requests_are_logged() {
+    for (filter, logged) in [
+        (None, true),
+        (Some("warn"), false),
+        (Some("posta=info"), true),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = posta_cmd(dir.path());
+        if let Some(f) = filter {
+            cmd.env("POSTA_LOG", f);
+        }
+        let mut b = Binary::spawn(cmd);
+        b.ready().await;
+        for path in ["/api/v1/healthz", "/api/v1/nowhere"] {
+            reqwest::get(format!("{}{path}", b.url())).await.unwrap();
+        }
+        b.signal(15);
+        assert!(b.wait_exit(15).await.success());
+        let logs = b.stderr.lock().unwrap().clone();
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| l.contains(" INFO posta::http: request request_id="))
+            .collect();
+        if logged {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("path=/api/v1/healthz status=200")),
+                "{filter:?}: {logs}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.contains("path=/api/v1/nowhere status=404")
+                        && l.ends_with("code=NOT_FOUND")),
+                "{filter:?}: {logs}"
+            );
+        } else {
+            assert!(lines.is_empty(), "{filter:?}: {logs}");
+        }
+    }
+}
+
 #[test]
 fn bad_config_is_refused_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
