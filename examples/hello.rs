@@ -1,6 +1,7 @@
 //! The ceiling for any HTTP answer on this machine: a bare hyper hello-world with the same
-//! server stack as Posta (hyper-util auto builder, HTTP/1.1 keep-alive), used by
-//! `packaging/bench.sh` as the baseline.
+//! server stack as Posta (hyper-util auto builder, HTTP/1.1 keep-alive, each response sent
+//! as one buffer with one write), used by `packaging/bench.sh` as the baseline. It is tuned
+//! exactly as Posta's listener is, so that a ratio measures Posta's work, not a setting.
 //!
 //! Usage: `hello [ADDR] [--verify-bytes]` (default 127.0.0.1:0). With `--verify-bytes` it
 //! answers with the same status line, headers and body size as Posta's `/api/v1/auth/verify`
@@ -84,9 +85,10 @@ async fn main() -> std::io::Result<()> {
                 }
                 Ok::<_, Infallible>(r)
             });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+            let mut builder = auto::Builder::new(TokioExecutor::new());
+            // As Posta (`http/server.rs`): head and body in one buffer, one write(2).
+            builder.http1().writev(false);
+            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
         });
     }
 }

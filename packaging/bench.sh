@@ -118,8 +118,9 @@ bench_store() { # users -> one table of HTTP figures for a store of that size
         healthz) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/healthz"); name='GET /api/v1/healthz' ;;
         me) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/users/me" -H "Authorization: Bearer $token"); name='GET /api/v1/users/me (JWT)' ;;
         verify) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key"); name='GET /api/v1/auth/verify (API key)' ;;
-        # Same request as verify (the key header is parsed, then ignored), same answer bytes.
-        bytes) read -r rps p99 cpu < <(run_wrk "$BYTES_PID" "$BYTES/" -H "Authorization: Bearer $key"); name="hello-world receiving /auth/verify's request and sending its response bytes (no work)" ;;
+        # Same request bytes as verify (path and key header, parsed, then ignored), same
+        # answer bytes.
+        bytes) read -r rps p99 cpu < <(run_wrk "$BYTES_PID" "$BYTES/api/v1/auth/verify" -H "Authorization: Bearer $key"); name="hello-world receiving /auth/verify's request and sending its response bytes (no work)" ;;
       esac
       rows+=("$(echo "scale=3; $rps / $base_rps" | bc -l) $rps $p99 $cpu $base_rps $base_p99 $base_cpu")
     done

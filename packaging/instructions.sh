@@ -51,10 +51,10 @@ kill "$VP"; wait "$VP" 2>/dev/null || true
 mkdir -p "$WORK/s"
 "$EX/fill_store" "$WORK/s" 1000 >"$WORK/fill" 2>/dev/null
 KEY=$(sed -n 's/^key=//p' "$WORK/fill")
-# What merely exchanging /auth/verify's bytes costs: its request (with the key) in, its answer out.
+# What merely exchanging /auth/verify's bytes costs: its request (path and key) in, its answer out.
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$EX/hello" 127.0.0.1:0 --verify-bytes >"$WORK/bytes.out" 2>/dev/null &
 VP=$!
-count "$VP" "hello-world exchanging /auth/verify's bytes (no work)" "http://$(wait_line "$WORK/bytes.out")/" -H "Authorization: Bearer $KEY"
+count "$VP" "hello-world exchanging /auth/verify's bytes (no work)" "http://$(wait_line "$WORK/bytes.out")/api/v1/auth/verify" -H "Authorization: Bearer $KEY"
 kill "$VP"; wait "$VP" 2>/dev/null || true
 (cd "$WORK/s" && POSTA_DATA_DIR="$WORK/s" POSTA_HOST=127.0.0.1 POSTA_PORT=0 POSTA_AUTH_RATE_LIMIT_ENABLED=false \
   exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$BIN" serve >"$WORK/s/stdout" 2>"$WORK/s/stderr") &
