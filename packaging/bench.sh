@@ -144,22 +144,25 @@ read -r known_rps known_p99 _ < <(BENCH_EMAIL=bench@example.com run_wrk "$PID" "
 lat() { BENCH_EMAIL=$1 wrk -t1 -c1 -d"${SECS}s" -s "$WORK/login.lua" "$URL/api/v1/auth/login" | awk '/Latency/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}'; }
 ok_lat=$(lat bench@example.com)
 # What an attacker can compare: a wrong password for a known email vs an unknown email,
-# alternated REPS times (one pair of runs moves by ±20 % on a shared VM), medians compared.
-median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+# alternated REPS times. On this VM a run's mean latency falls in one of two modes ~40 %
+# apart (both emails alike), so a median of a few runs tells which mode came up more often,
+# not which path is slower. The fastest run of each is what an attacker filtering noise
+# would compare: that is the figure; every run is printed.
+fastest() { printf '%s\n' "$@" | sort -n | head -1; }
 known_runs=(); unknown_runs=()
 for _ in $(seq 1 "$REPS"); do
   known_runs+=("$(BENCH_PASSWORD=wrong-password-00 lat bench@example.com)")
   unknown_runs+=("$(BENCH_PASSWORD=wrong-password-00 lat nobody@example.com)")
 done
-known_lat=$(median "${known_runs[@]}")
-unknown_lat=$(median "${unknown_runs[@]}")
+known_lat=$(fastest "${known_runs[@]}")
+unknown_lat=$(fastest "${unknown_runs[@]}")
 echo "| measure | value |"
 echo "|---|---|"
 echo "| raw argon2id verifications/s, all cores | $raw |"
 echo "| POST /api/v1/auth/login req/s ($CONNS connections) | $known_rps (ratio $(echo "scale=2; $known_rps / $raw" | bc -l)), p99 $known_p99 ms |"
 echo "| successful login latency (1 connection) | $ok_lat ms |"
-echo "| failed login latency, known email, wrong password (1 connection; median of $REPS runs: ${known_runs[*]}) | $known_lat ms |"
-echo "| failed login latency, unknown email (1 connection; median of $REPS runs alternating with the above: ${unknown_runs[*]}) | $unknown_lat ms ($(echo "scale=1; ($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l) % vs known) |"
+echo "| failed login latency, known email, wrong password (1 connection; fastest of $REPS runs: ${known_runs[*]}) | $known_lat ms |"
+echo "| failed login latency, unknown email (1 connection; fastest of $REPS runs alternating with the above: ${unknown_runs[*]}) | $unknown_lat ms ($(echo "scale=1; ($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l) % vs known) |"
 
 # The storm: 300 concurrent logins; probe /healthz meanwhile.
 before=$(rss_kib "$PID" VmHWM)
