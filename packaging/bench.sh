@@ -139,8 +139,16 @@ bench_store 1000
 echo "## Login (default argon2id m=19456 KiB, t=2, p=1; throttling off)"
 dir=$WORK/login; mkdir -p "$dir"; "$EX/fill_store" "$dir" 10 >/dev/null 2>&1
 start_posta "$dir"
-raw=$("$EX/argon2_rate" "$SECS" | sed 's/.*: \([0-9.]*\) verifications.*/\1/')
-read -r known_rps known_p99 _ < <(BENCH_EMAIL=bench@example.com run_wrk "$PID" "$URL/api/v1/auth/login" -s "$WORK/login.lua")
+# Raw argon2id and logins alternate, like the HTTP pairs above: a single pair moved the
+# ratio between 0.85 and 1.10 on this VM. The pair with the median ratio is reported.
+login_rows=()
+for _ in $(seq 1 "$REPS"); do
+  raw=$("$EX/argon2_rate" "$SECS" | sed 's/.*: \([0-9.]*\) verifications.*/\1/')
+  read -r known_rps known_p99 _ < <(BENCH_EMAIL=bench@example.com run_wrk "$PID" "$URL/api/v1/auth/login" -s "$WORK/login.lua")
+  login_rows+=("$(echo "scale=3; $known_rps / $raw" | bc -l) $known_rps $known_p99 $raw")
+done
+read -r login_ratio known_rps known_p99 raw < <(printf '%s\n' "${login_rows[@]}" | sort -n | sed -n "$(( (REPS + 1) / 2 ))p")
+login_ratios=$(printf '%s\n' "${login_rows[@]}" | awk '{printf "%s%.2f", (NR > 1 ? " " : ""), $1}')
 lat() { BENCH_EMAIL=$1 wrk -t1 -c1 -d"${SECS}s" -s "$WORK/login.lua" "$URL/api/v1/auth/login" | awk '/Latency/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else {sub(/s/,"",v); v=v*1000}; print v}'; }
 ok_lat=$(lat bench@example.com)
 # What an attacker can compare: a wrong password for a known email vs an unknown email,
@@ -158,8 +166,8 @@ known_lat=$(fastest "${known_runs[@]}")
 unknown_lat=$(fastest "${unknown_runs[@]}")
 echo "| measure | value |"
 echo "|---|---|"
-echo "| raw argon2id verifications/s, all cores | $raw |"
-echo "| POST /api/v1/auth/login req/s ($CONNS connections) | $known_rps (ratio $(echo "scale=2; $known_rps / $raw" | bc -l)), p99 $known_p99 ms |"
+echo "| raw argon2id verifications/s, all cores (the run before the login run below) | $raw |"
+echo "| POST /api/v1/auth/login req/s ($CONNS connections; the pair with the median ratio of $REPS: $login_ratios) | $known_rps (ratio $(printf %.2f "$login_ratio")), p99 $known_p99 ms |"
 echo "| successful login latency (1 connection) | $ok_lat ms |"
 echo "| failed login latency, known email, wrong password (1 connection; fastest of $REPS runs: ${known_runs[*]}) | $known_lat ms |"
 echo "| failed login latency, unknown email (1 connection; fastest of $REPS runs alternating with the above: ${unknown_runs[*]}) | $unknown_lat ms ($(echo "scale=1; ($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l) % vs known) |"
