@@ -41,10 +41,11 @@ pub fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// Whether a bearer credential is shaped like an API key.
+/// Whether a bearer credential is shaped like an API key (bytes: the request path asks before
+/// the token is known to be text).
 #[must_use]
-pub fn looks_like_key(token: &str) -> bool {
-    token.starts_with(PREFIX)
+pub fn looks_like_key(token: &[u8]) -> bool {
+    token.starts_with(PREFIX.as_bytes())
 }
 
 #[cfg(test)]

@@ -337,7 +337,7 @@ pub fn authenticate(state: &AppState, bearer: &[u8], client: &ClientInfo) -> Res
                 .ok()
                 .filter(|b| b.is_ascii())
                 .ok_or(Error::Unauthorized)?;
-            let v = if keyfmt::looks_like_key(bearer) {
+            let v = if keyfmt::looks_like_key(bearer.as_bytes()) {
                 super::api_key::verify(state, bearer, now)?
             } else {
                 verify_token(state, bearer, now)?

@@ -101,8 +101,7 @@ pub fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, tls: b
             .map(str::to_owned),
         // Only metrics need to know the credential kind; skip the header scan otherwise.
         api_key: state.cfg.metrics_enabled
-            && request::bearer(req.headers())
-                .is_some_and(|b| b.starts_with(crate::auth::api_key::PREFIX.as_bytes())),
+            && request::bearer(req.headers()).is_some_and(crate::auth::api_key::looks_like_key),
         route_name: "unmatched",
     };
     let step = if is_preflight {
