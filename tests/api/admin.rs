@@ -60,10 +60,7 @@ async fn user_management() {
 
     // Zed signs in, gets a key; deleting Zed kills both.
     let zt = s.login("zed@example.com", PASSWORD).await;
-    let (_, kv) = s
-        .post("/api/v1/users/me/api-keys", Some(&zt), json!({"name": "k"}))
-        .await;
-    let key = kv["data"]["key"].as_str().unwrap().to_owned();
+    let (key, _) = s.api_key(&zt, json!({"name": "k"})).await;
     let (st, _) = s
         .req(
             Method::POST,
@@ -336,11 +333,7 @@ async fn audit_log_records_changes_and_filters_by_user() {
     let s = TestServer::start_with(|c| c.audit_max_events = 50).await;
     let admin = s.admin().await;
     let (t, uid) = s.register("Wes", "wes@example.com").await;
-    let (_, kv) = s
-        .post("/api/v1/users/me/api-keys", Some(&t), json!({"name": "k"}))
-        .await;
-    let key = kv["data"]["key"].as_str().unwrap().to_owned();
-    let kid = kv["data"]["id"].as_str().unwrap().to_owned();
+    let (key, kid) = s.api_key(&t, json!({"name": "k"})).await;
     s.req(
         Method::PUT,
         &format!("/api/v1/users/me/api-keys/{kid}/revoke"),
@@ -448,16 +441,11 @@ async fn cors_preflight() {
 async fn api_key_cannot_reach_admin() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (_, kv) = s
-        .post(
-            "/api/v1/users/me/api-keys",
-            Some(&admin),
-            json!({"name": "k", "scopes": ["*"]}),
-        )
+    let (key, _) = s
+        .api_key(&admin, json!({"name": "k", "scopes": ["*"]}))
         .await;
-    let key = kv["data"]["key"].as_str().unwrap();
     assert_eq!(
-        s.get("/api/v1/admin/events", Some(key)).await.0,
+        s.get("/api/v1/admin/events", Some(&key)).await.0,
         StatusCode::FORBIDDEN
     );
 }

@@ -5,15 +5,6 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-async fn create(s: &TestServer, t: &str, body: Value) -> (String, String) {
-    let (st, v) = s.post("/api/v1/users/me/api-keys", Some(t), body).await;
-    assert_eq!(st, 201, "{v}");
-    (
-        v["data"]["key"].as_str().unwrap().to_owned(),
-        v["data"]["id"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// `GET /auth/verify` with `credential`, for its headers as well as its body.
 async fn forward_auth(s: &TestServer, credential: &str) -> reqwest::Response {
     s.client
@@ -144,12 +135,12 @@ async fn validation_expiry_and_ownership() {
             .await;
         assert_eq!(st, 400, "{bad}: {v}");
     }
-    let (key, id) = create(
-        &s,
-        &t,
-        json!({"name": "short", "expires_in_days": 1, "scopes": ["read", "send"]}),
-    )
-    .await;
+    let (key, id) = s
+        .api_key(
+            &t,
+            json!({"name": "short", "expires_in_days": 1, "scopes": ["read", "send"]}),
+        )
+        .await;
     assert_eq!(
         s.get("/api/v1/auth/verify?scope=read", Some(&key)).await.0,
         200
@@ -182,7 +173,9 @@ async fn validation_expiry_and_ownership() {
 async fn keys_never_manage_accounts() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
-    let (key, _) = create(&s, &admin, json!({"name": "admin-key", "scopes": ["*"]})).await;
+    let (key, _) = s
+        .api_key(&admin, json!({"name": "admin-key", "scopes": ["*"]}))
+        .await;
     for (m, p) in [
         (Method::GET, "/api/v1/users/me"),
         (Method::GET, "/api/v1/users/me/api-keys"),
@@ -206,18 +199,18 @@ async fn allow_list_and_disabled_user() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let (t, uid) = s.register("Ned", "ned@example.com").await;
-    let (far, _) = create(
-        &s,
-        &t,
-        json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
-    )
-    .await;
-    let (near, _) = create(
-        &s,
-        &t,
-        json!({"name": "near", "allowed_ips": ["203.0.113.0/24", "127.0.0.1", "::1/128"]}),
-    )
-    .await;
+    let (far, _) = s
+        .api_key(
+            &t,
+            json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
+        )
+        .await;
+    let (near, _) = s
+        .api_key(
+            &t,
+            json!({"name": "near", "allowed_ips": ["203.0.113.0/24", "127.0.0.1", "::1/128"]}),
+        )
+        .await;
     let (st, v) = s.get("/api/v1/auth/verify", Some(&far)).await;
     assert_eq!((st, err_code(&v)), (StatusCode::FORBIDDEN, "FORBIDDEN"));
     assert_eq!(s.get("/api/v1/auth/verify", Some(&near)).await.0, 200);
@@ -248,12 +241,12 @@ async fn allow_list_and_disabled_user() {
 async fn forwarded_for_honoured_from_trusted_proxy() {
     let s = TestServer::start_with(|c| c.trusted_proxies = "127.0.0.1/32".into()).await;
     let (t, _) = s.register("Oli", "oli@example.com").await;
-    let (far, _) = create(
-        &s,
-        &t,
-        json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
-    )
-    .await;
+    let (far, _) = s
+        .api_key(
+            &t,
+            json!({"name": "far", "allowed_ips": ["203.0.113.0/24"]}),
+        )
+        .await;
     assert_eq!(s.get("/api/v1/auth/verify", Some(&far)).await.0, 403);
     let r = s
         .client
@@ -284,7 +277,7 @@ async fn admin_sees_and_deletes_all_keys() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let (t, _) = s.register("Pia", "pia@example.com").await;
-    let (key, id) = create(&s, &t, json!({"name": "pia-key"})).await;
+    let (key, id) = s.api_key(&t, json!({"name": "pia-key"})).await;
     let (st, v) = s.get("/api/v1/admin/api-keys", Some(&admin)).await;
     assert_eq!(st, 200);
     assert!(
@@ -306,7 +299,7 @@ async fn admin_sees_and_deletes_all_keys() {
 async fn last_used_is_flushed_and_survives_restart() {
     let s = TestServer::start().await;
     let (t, _) = s.register("Quin", "quin@example.com").await;
-    let (key, _) = create(&s, &t, json!({"name": "k"})).await;
+    let (key, _) = s.api_key(&t, json!({"name": "k"})).await;
     assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 200);
     let (dir, clock) = s.stop().await; // shutdown flushes
     let cfg = test_config(dir.path());
@@ -325,7 +318,7 @@ async fn revocation_wins_over_concurrent_cached_use() {
     let s = TestServer::start().await;
     let (t, _) = s.register("Quinn", "quinn@example.com").await;
     for round in 0..10 {
-        let (key, id) = create(&s, &t, json!({"name": format!("k{round}")})).await;
+        let (key, id) = s.api_key(&t, json!({"name": format!("k{round}")})).await;
         let stop = Arc::new(AtomicBool::new(false));
         let hammers: Vec<_> = (0..4)
             .map(|_| {
@@ -379,7 +372,7 @@ async fn cached_answers_follow_account_changes() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let (t, uid) = s.register("Kay", "kay@example.com").await;
-    let (key, _) = create(&s, &t, json!({"name": "mailer"})).await;
+    let (key, _) = s.api_key(&t, json!({"name": "mailer"})).await;
     // Warm the cache, and its renderings, on whichever worker serves these requests.
     for _ in 0..8 {
         let (st, v) = s.get("/api/v1/auth/verify", Some(&key)).await;

@@ -195,6 +195,19 @@ impl TestServer {
             v["data"]["user"]["id"].as_str().unwrap().to_owned(),
         )
     }
+
+    /// Create an API key for the session `token` (`body` as the API takes it); returns
+    /// (key, key id).
+    pub async fn api_key(&self, token: &str, body: Value) -> (String, String) {
+        let (st, v) = self
+            .post("/api/v1/users/me/api-keys", Some(token), body)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        (
+            v["data"]["key"].as_str().unwrap().to_owned(),
+            v["data"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
 }
 
 impl Drop for TestServer {

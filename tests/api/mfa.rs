@@ -233,10 +233,7 @@ async fn two_factor_required_setting_is_enforced() {
     let s = TestServer::start().await;
     let admin = s.admin().await;
     let (t, _) = s.register("Una", "una@example.com").await;
-    let (_, kv) = s
-        .post("/api/v1/users/me/api-keys", Some(&t), json!({"name": "ci"}))
-        .await;
-    let key = kv["data"]["key"].as_str().unwrap().to_owned();
+    let (key, _) = s.api_key(&t, json!({"name": "ci"})).await;
     let (st, _) = s
         .put(
             "/api/v1/admin/settings",

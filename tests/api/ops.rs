@@ -181,14 +181,7 @@ async fn metrics_when_enabled() {
         json!({"email": ADMIN_EMAIL, "password": "wrong-password-1"}),
     )
     .await;
-    let (_, kv) = s
-        .post(
-            "/api/v1/users/me/api-keys",
-            Some(&admin),
-            json!({"name": "m"}),
-        )
-        .await;
-    let key = kv["data"]["key"].as_str().unwrap().to_owned();
+    let (key, _) = s.api_key(&admin, json!({"name": "m"})).await;
     s.get("/api/v1/auth/verify", Some(&key)).await;
     s.get("/api/v1/auth/verify", Some("posta_wrong")).await;
     let r = s

@@ -45,14 +45,7 @@ async fn health_ready_info() {
 async fn every_kind_of_response_carries_the_security_headers() {
     let s = TestServer::start().await;
     let (t, _) = s.register("Hedda", "hedda@example.com").await;
-    let (_, v) = s
-        .post(
-            "/api/v1/users/me/api-keys",
-            Some(&t),
-            json!({"name": "mailer"}),
-        )
-        .await;
-    let key = v["data"]["key"].as_str().unwrap().to_owned();
+    let (key, _) = s.api_key(&t, json!({"name": "mailer"})).await;
     let get = |path: &str, credential: Option<&str>| {
         let mut r = s.client.get(format!("{}{path}", s.url));
         if let Some(c) = credential {
