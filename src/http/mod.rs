@@ -11,6 +11,7 @@ pub mod openapi;
 mod pages;
 mod rendered;
 pub mod request;
+mod request_id;
 pub mod response;
 pub mod router;
 pub mod server;
@@ -20,7 +21,6 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -33,8 +33,6 @@ use crate::state::AppState;
 use request::Req;
 use response::Resp;
 use router::{Access, Route};
-
-static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -89,7 +87,7 @@ pub fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, tls: b
     let is_preflight = req.method() == Method::OPTIONS && origin.is_some();
     let mut exchange = Exchange {
         started: Instant::now(),
-        rid: REQUEST_SEQ.fetch_add(1, Ordering::Relaxed),
+        rid: request_id::next(),
         method: req.method().clone(),
         http1: req.version() <= http::Version::HTTP_11,
         // The query is never logged: OAuth callbacks carry codes there. (A `Uri` clone shares
@@ -209,10 +207,7 @@ fn preflight(allowed: bool) -> Result<Resp> {
 /// [`response::json_headers`] already has the security headers and a request-id slot.
 fn finish_headers(r: &mut Resp, rid: u64, tls: bool, origin: Option<&str>) {
     let h = r.headers_mut();
-    // `HeaderValue::from(u64)` formats into a `BytesMut` and freezes it: two allocations
-    // where copying the digits takes one.
-    let mut digits = itoa::Buffer::new();
-    let id = HeaderValue::from_str(digits.format(rid)).unwrap_or(HeaderValue::from_static("0"));
+    let id = request_id::header_value(rid);
     match response::request_id_slot(h) {
         Some(slot) => *slot = id,
         None => {
