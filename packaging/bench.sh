@@ -93,28 +93,43 @@ HELLO=http://$(wait_line "$WORK/hello.out")
 BYTES_PID=$!; PIDS+=("$BYTES_PID")
 BYTES=http://$(wait_line "$WORK/hello-bytes.out")
 
+fill() { # dir users -> fills a store there through the store API; sets KEY (the bench user's)
+  KEY=$("$EX/fill_store" "$1" "$2" 2>/dev/null | sed -n 's/^key=//p')
+}
+login_token() { # -> a session JWT of the bench user from the Posta at $URL
+  curl -s "$URL/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PW\"}" | sed 's/.*"token":"\([^"]*\)".*/\1/'
+}
+# One run of a request subject: "<req/s> <p99 ms> <server CPU µs per request>".
+run_subject() { # subject token key
+  case $1 in
+    healthz) run_wrk "$PID" "$URL/api/v1/healthz" ;;
+    me) run_wrk "$PID" "$URL/api/v1/users/me" -H "Authorization: Bearer $2" ;;
+    verify) run_wrk "$PID" "$URL/api/v1/auth/verify" -H "Authorization: Bearer $3" ;;
+    # Same request bytes as verify (path and key header, parsed, then ignored), same
+    # answer bytes.
+    bytes) run_wrk "$BYTES_PID" "$BYTES/api/v1/auth/verify" -H "Authorization: Bearer $3" ;;
+  esac
+}
+
 # The ratios of the targets over many short alternating rounds: single runs on a shared VM
 # move by more than the margins being judged.
 focus() { # rounds
-  local rounds=$1 dir=$WORK/focus fill key token base r
+  local rounds=$1 dir=$WORK/focus token base r s
   mkdir -p "$dir"
-  fill=$("$EX/fill_store" "$dir" 1000 2>/dev/null)
-  key=$(sed -n 's/^key=//p' <<<"$fill")
+  fill "$dir" 1000
   start_posta "$dir"
-  token=$(curl -s "$URL/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"bench@example.com\",\"password\":\"$PW\"}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  token=$(login_token)
   echo "# Posta focused ratios $(date -u +%FT%TZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $rounds rounds of wrk -t2 -c$CONNS -d${SECS}s (hello-world, then each subject), 1 000-user store"
   echo
   : >"$WORK/ratios"
   for i in $(seq 1 "$rounds"); do
     read -r base _ < <(run_wrk "$HELLO_PID" "$HELLO/")
-    read -r r _ < <(run_wrk "$PID" "$URL/api/v1/users/me" -H "Authorization: Bearer $token")
-    echo "me $(echo "scale=4; $r / $base" | bc -l)" >>"$WORK/ratios"
-    read -r r _ < <(run_wrk "$PID" "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key")
-    echo "verify $(echo "scale=4; $r / $base" | bc -l)" >>"$WORK/ratios"
-    read -r r _ < <(run_wrk "$BYTES_PID" "$BYTES/api/v1/auth/verify" -H "Authorization: Bearer $key")
-    echo "bytes $(echo "scale=4; $r / $base" | bc -l)" >>"$WORK/ratios"
+    for s in me verify bytes; do
+      read -r r _ < <(run_subject "$s" "$token" "$KEY")
+      echo "$s $(echo "scale=4; $r / $base" | bc -l)" >>"$WORK/ratios"
+    done
     echo "round $i of $rounds" >&2
   done
   echo "| request | median ratio | quartiles | rounds ≥ 0.80 |"
@@ -147,33 +162,30 @@ echo
 
 bench_store() { # users -> one table of HTTP figures for a store of that size
   local n=$1
-  local dir=$WORK/store-$n fill key token
+  local dir=$WORK/store-$n token
   mkdir -p "$dir"
-  fill=$("$EX/fill_store" "$dir" "$n" 2>/dev/null)
-  key=$(sed -n 's/^key=//p' <<<"$fill")
+  fill "$dir" "$n"
   (cd "$dir" && POSTA_DATA_DIR="$dir" "$BIN" compact >/dev/null)
   local bytes; bytes=$(stat -c %s "$dir/posta.redb")
   start_posta "$dir"
   local idle; idle=$(rss_kib "$PID" VmRSS)
-  token=$(curl -s "$URL/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"email\":\"bench@example.com\",\"password\":\"$PW\"}" | sed 's/.*"token":"\([^"]*\)".*/\1/')
+  token=$(login_token)
   echo "## Store with $n users and $n API keys"
   echo "file: $bytes bytes ($((bytes / (n + 1))) bytes per user, after \`posta compact\`); cold start to ready: $(printf %.3f "$READY_SECS") s; idle RSS: $((idle / 1024)) MiB"
   echo
   echo "| request | req/s | p99 ms | server CPU µs/req | hello-world req/s, p99 ms, CPU µs/req (runs just before) | ratio |"
   echo "|---|---|---|---|---|---|"
   for subject in healthz me verify bytes; do
+    case $subject in
+      healthz) name='GET /api/v1/healthz' ;;
+      me) name='GET /api/v1/users/me (JWT)' ;;
+      verify) name='GET /api/v1/auth/verify (API key)' ;;
+      bytes) name="hello-world receiving /auth/verify's request and sending its response bytes (no work)" ;;
+    esac
     local rows=()
     for _ in $(seq 1 "$REPS"); do
       read -r base_rps base_p99 base_cpu < <(run_wrk "$HELLO_PID" "$HELLO/")
-      case $subject in
-        healthz) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/healthz"); name='GET /api/v1/healthz' ;;
-        me) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/users/me" -H "Authorization: Bearer $token"); name='GET /api/v1/users/me (JWT)' ;;
-        verify) read -r rps p99 cpu < <(run_wrk "$PID" "$URL/api/v1/auth/verify" -H "Authorization: Bearer $key"); name='GET /api/v1/auth/verify (API key)' ;;
-        # Same request bytes as verify (path and key header, parsed, then ignored), same
-        # answer bytes.
-        bytes) read -r rps p99 cpu < <(run_wrk "$BYTES_PID" "$BYTES/api/v1/auth/verify" -H "Authorization: Bearer $key"); name="hello-world receiving /auth/verify's request and sending its response bytes (no work)" ;;
-      esac
+      read -r rps p99 cpu < <(run_subject "$subject" "$token" "$KEY")
       rows+=("$(echo "scale=3; $rps / $base_rps" | bc -l) $rps $p99 $cpu $base_rps $base_p99 $base_cpu")
     done
     # The pair with the median ratio (runs on a shared VM are noisy; see BENCHMARKS.md).
