@@ -30,7 +30,6 @@ const VERIFY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     ("cache-control", "no-store"),
-    ("x-frame-options", "DENY"),
     (
         "content-security-policy",
         "default-src 'none'; frame-ancestors 'none'",

@@ -89,13 +89,21 @@ async fn every_kind_of_response_carries_the_security_headers() {
             ("x-content-type-options", "nosniff"),
             ("referrer-policy", "no-referrer"),
             ("cache-control", "no-store"),
-            ("x-frame-options", "DENY"),
         ] {
             assert_eq!(h.get_all(name).iter().count(), 1, "{path} {name}");
             assert_eq!(h[name], value, "{path} {name}");
         }
         assert_eq!(h.get_all("content-security-policy").iter().count(), 1);
         assert!(h["content-security-policy"].to_str().unwrap().contains(csp));
+        // Framing is refused by CSP (which makes browsers ignore X-Frame-Options).
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'"),
+            "{path}"
+        );
+        assert!(h.get("x-frame-options").is_none(), "{path}");
         assert!(h.get("strict-transport-security").is_none(), "plain HTTP");
         assert_eq!(h.get_all("x-request-id").iter().count(), 1, "{path}");
         let id: u64 = h["x-request-id"].to_str().unwrap().parse().unwrap();
