@@ -242,7 +242,7 @@ echo "| raw argon2id verifications/s, all cores (the run before the login run be
 echo "| POST /api/v1/auth/login req/s ($CONNS connections; the pair with the median ratio of $REPS: $login_ratios) | $known_rps (ratio $(printf %.2f "$login_ratio")), p99 $known_p99 ms |"
 echo "| successful login latency (1 connection) | $ok_lat ms |"
 echo "| failed login latency, known email, wrong password (median of $SAMPLES single requests; quartiles $known_q1–$known_q3) | $known_lat ms |"
-echo "| failed login latency, unknown email (median of $SAMPLES single requests alternating with the above; quartiles $unknown_q1–$unknown_q3) | $unknown_lat ms ($(echo "scale=1; ($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l) % vs known) |"
+echo "| failed login latency, unknown email (median of $SAMPLES single requests alternating with the above; quartiles $unknown_q1–$unknown_q3) | $unknown_lat ms ($(printf %+.1f "$(echo "($unknown_lat - $known_lat) * 100 / $known_lat" | bc -l)") % vs known) |"
 
 # The storm: 300 concurrent logins; probe /healthz meanwhile.
 before=$(rss_kib "$PID" VmHWM)
