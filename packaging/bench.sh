@@ -7,9 +7,10 @@
 # Usage: packaging/bench.sh [--users N] [--seconds S] [--reps R]
 #   (defaults: 1000000 users, 10 s runs, each ratio the median of 3 alternating pairs)
 #        packaging/bench.sh --focus ROUNDS [--seconds S]
-#   only the two request ratios of the targets, pinned down: ROUNDS rounds of hello-world,
-#   /users/me (JWT), /auth/verify (API key) and the verify-bytes ceiling on a 1 000-user
-#   store, each ratio against its round's hello-world run; prints median and quartiles.
+#   only the two request ratios of the targets, pinned down: ROUNDS rounds of /users/me (JWT),
+#   /auth/verify (API key) and the verify-bytes ceiling on a 1 000-user store, each run between
+#   two hello-world runs and compared with their mean; prints median, quartiles, and the mean
+#   with its 95 % interval.
 # It reports; it never fails on slow numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -121,19 +122,27 @@ focus() { # rounds
   start_posta "$dir"
   token=$(login_token)
   echo "# Posta focused ratios $(date -u +%FT%TZ)"
-  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $rounds rounds of wrk -t2 -c$CONNS -d${SECS}s (hello-world, then each subject), 1 000-user store"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $rounds rounds of wrk -t2 -c$CONNS -d${SECS}s (each subject between two hello-world runs), 1 000-user store"
   echo
   : >"$WORK/ratios"
+  # Every subject run sits between two hello-world runs and is compared with their mean: the
+  # machine's speed drifts over seconds to minutes, and a bracket cancels a steady drift that
+  # a single preceding run would count against the subject.
+  read -r before _ < <(run_wrk "$HELLO_PID" "$HELLO/")
   for i in $(seq 1 "$rounds"); do
-    read -r base _ < <(run_wrk "$HELLO_PID" "$HELLO/")
     for s in me verify bytes; do
       read -r r _ < <(run_subject "$s" "$token" "$KEY")
-      echo "$s $(echo "scale=4; $r / $base" | bc -l)" >>"$WORK/ratios"
+      read -r after _ < <(run_wrk "$HELLO_PID" "$HELLO/")
+      echo "$s $(echo "scale=6; 2 * $r / ($before + $after)" | bc -l)" >>"$WORK/ratios"
+      before=$after
     done
     echo "round $i of $rounds" >&2
   done
-  echo "| request | median ratio | quartiles | rounds ≥ 0.80 |"
-  echo "|---|---|---|---|"
+  echo "Each ratio: the subject's req/s over the mean of the hello-world runs just before and"
+  echo "just after it. The interval is the mean ± 1.96 standard errors over the rounds."
+  echo
+  echo "| request | median ratio | quartiles | mean ratio, 95 % interval | rounds ≥ 0.80 |"
+  echo "|---|---|---|---|---|"
   for s in me verify bytes; do
     case $s in
       me) name='GET /api/v1/users/me (JWT)' ;;
@@ -141,10 +150,13 @@ focus() { # rounds
       bytes) name="hello-world exchanging /auth/verify's bytes (the ceiling)" ;;
     esac
     awk -v s="$s" '$1 == s {print $2}' "$WORK/ratios" | sort -n | awk -v name="$name" '
-      {v[NR] = $1; if ($1 >= 0.8) ok++}
+      {v[NR] = $1; sum += $1; sq += $1 * $1; if ($1 >= 0.8) ok++}
       END {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "| %s | %.2f | %.2f–%.2f | %d of %d |\n", name, m, v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)], ok, NR
+        mean = sum / NR
+        var = (NR > 1) ? (sq - NR * mean * mean) / (NR - 1) : 0
+        se = (var > 0) ? sqrt(var / NR) : 0
+        printf "| %s | %.3f | %.3f–%.3f | %.3f, %.3f–%.3f | %d of %d |\n", name, m, v[int((NR + 3) / 4)], v[int((3 * NR + 3) / 4)], mean, mean - 1.96 * se, mean + 1.96 * se, ok, NR
       }'
   done
   stop_posta
