@@ -3,7 +3,8 @@
 #   hyper hello-world (examples/hello.rs) vs /healthz, /users/me (JWT), /auth/verify (API key);
 #   login vs raw argon2id on all cores; unknown vs known email; a 300-connection login storm
 #   (peak RSS, /healthz latency meanwhile); a 1 000-user vs 1 000 000-user store.
-# Baseline and subject runs alternate; each ratio is against the baseline run just before it.
+# Baseline and subject runs alternate; each ratio is against the baseline run just before it
+# (with --focus, against the mean of the two around it).
 # Usage: packaging/bench.sh [--users N] [--seconds S] [--reps R]
 #   (defaults: 1000000 users, 10 s runs, each ratio the median of 3 alternating pairs)
 #        packaging/bench.sh --focus ROUNDS [--seconds S]
