@@ -171,7 +171,13 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The client address: the TCP peer, unless the peer is a trusted proxy, in which case the
-/// right-most address of `X-Forwarded-For` that is not itself a trusted proxy.
+/// right-most address of `X-Forwarded-For` that is not itself a trusted proxy (or, when every
+/// hop is trusted, the left-most, as nginx's `real_ip_recursive` does).
+///
+/// SECURITY: the walk from the right stops at the first entry that is not an address (a proxy
+/// may append `unknown`, or something this parser does not read). Skipping it would reach the
+/// entries to its left, which the client wrote itself, and let it choose the address that
+/// throttling and API-key allow-lists see. The answer is then the nearest trusted hop.
 #[must_use]
 pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
     let peer_ip = canonical(peer.ip());
@@ -179,20 +185,39 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]
     if trusted.is_empty() || !is_trusted(&peer_ip) {
         return peer_ip;
     }
-    let mut chain: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .map(canonical)
-        .collect();
-    while let Some(ip) = chain.pop() {
-        if !is_trusted(&ip) {
-            return ip;
+    let mut nearest = peer_ip;
+    // Several header lines form one list, in order (RFC 9110, section 5.3).
+    for line in headers.get_all("x-forwarded-for").iter().rev() {
+        for hop in line.as_bytes().rsplit(|&b| b == b',') {
+            let Some(ip) = hop_address(hop) else {
+                return nearest;
+            };
+            if !is_trusted(&ip) {
+                return ip;
+            }
+            nearest = ip;
         }
     }
-    peer_ip
+    nearest
+}
+
+/// One `X-Forwarded-For` entry as an address: `192.0.2.1`, `2001:db8::1`, and the forms with
+/// a port or brackets that some proxies append (`192.0.2.1:4711`, `[2001:db8::1]:4711`,
+/// `[2001:db8::1]`).
+fn hop_address(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
+    let ip = hop
+        .parse::<IpAddr>()
+        .or_else(|_| hop.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .or_else(|| {
+            hop.strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(IpAddr::V6)
+        })?;
+    Some(canonical(ip))
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -236,6 +261,35 @@ mod tests {
             client_ip(outsider, &h, &t),
             "8.8.8.8".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn forwarded_for_never_skips_what_it_cannot_read() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let t = vec!["10.0.0.0/8".parse().unwrap()];
+        let of = |lines: &[&str]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append("x-forwarded-for", l.parse().unwrap());
+            }
+            client_ip(peer, &h, &t).to_string()
+        };
+        // The proxy appended something that is not an address: the client's own entry to
+        // its left is not believed; the nearest trusted hop is the answer.
+        assert_eq!(of(&["203.0.113.7, unknown"]), "10.0.0.1");
+        assert_eq!(of(&["203.0.113.7, 10.0.0.5, bogus, 10.0.0.9"]), "10.0.0.9");
+        assert_eq!(of(&["203.0.113.7,"]), "10.0.0.1");
+        // Addresses with ports or brackets are read, not skipped.
+        assert_eq!(of(&["203.0.113.7, 198.51.100.1:4711"]), "198.51.100.1");
+        assert_eq!(of(&["203.0.113.7, [2001:db8::1]:4711"]), "2001:db8::1");
+        assert_eq!(of(&["203.0.113.7, [2001:db8::1]"]), "2001:db8::1");
+        assert_eq!(of(&["203.0.113.7, ::ffff:198.51.100.1"]), "198.51.100.1");
+        // Several header lines are one list, the last line holding the nearest hops.
+        assert_eq!(of(&["198.51.100.1", "203.0.113.7"]), "203.0.113.7");
+        assert_eq!(of(&["198.51.100.1", "10.0.0.5"]), "198.51.100.1");
+        // Every hop trusted: the furthest one is the client.
+        assert_eq!(of(&["10.1.2.3, 10.0.0.5"]), "10.1.2.3");
+        assert_eq!(of(&[]), "10.0.0.1");
     }
 
     #[test]
