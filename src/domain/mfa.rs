@@ -152,11 +152,12 @@ pub async fn disable(
     code: &str,
     client: &ClientInfo,
 ) -> Result<()> {
-    let (st, cl, code, now, uid) = (
+    let now = state.now();
+    super::session::check_proof(state, &caller.user.email, client, now)?;
+    let (st, cl, code, uid) = (
         state.clone(),
         client.clone(),
         code.to_owned(),
-        state.now(),
         caller.user.id,
     );
     let ok = state
@@ -181,6 +182,16 @@ pub async fn disable(
     if ok {
         Ok(())
     } else {
+        super::session::proof_failed(
+            state,
+            "2fa.disable_failure",
+            uid,
+            &caller.user.email,
+            "invalid two-factor code",
+            client,
+            now,
+        )
+        .await?;
         Err(Error::InvalidTwoFactorCode)
     }
 }

@@ -243,6 +243,40 @@ async fn fail(
     }
 }
 
+/// A signed-in caller proving who it is again (its current password to change it, a 2FA code
+/// to turn 2FA off) is throttled as a login is, on the same counters: otherwise a stolen
+/// session would be an unthrottled oracle for guessing the password or the code.
+pub(super) fn check_proof(
+    state: &AppState,
+    account: &str,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<()> {
+    if let Some(l) = limits(state) {
+        state
+            .limiter
+            .check_login(account, client.ip, l, now)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    }
+    Ok(())
+}
+
+/// Count a wrong proof as a failed login, and audit it as `kind`.
+pub(super) async fn proof_failed(
+    state: &AppState,
+    kind: &'static str,
+    subject: Uuid,
+    account: &str,
+    reason: &str,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<()> {
+    if let Some(l) = limits(state) {
+        state.limiter.login_failed(account, client.ip, l, now);
+    }
+    record(state, kind, Some(subject), account, reason, client, now).await
+}
+
 async fn record(
     state: &AppState,
     kind: &'static str,

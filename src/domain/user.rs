@@ -132,6 +132,8 @@ pub async fn change_password(
     }
     let u = &caller.user;
     password::check_policy(new, state.cfg.password_min_length, &u.email, &u.name)?;
+    let now = state.now();
+    super::session::check_proof(state, &u.email, client, now)?;
     let stored = u.password_hash.clone();
     let (cur, next, cost) = (current.to_owned(), new.to_owned(), state.cost());
     // An SSO-only account has no current password; it may set one only through the admin.
@@ -146,15 +148,19 @@ pub async fn change_password(
         })
         .await??;
     let Some(hash) = ok_and_hash else {
+        super::session::proof_failed(
+            state,
+            "password.change_failure",
+            u.id,
+            &u.email,
+            "wrong current password",
+            client,
+            now,
+        )
+        .await?;
         return Err(Error::invalid("current_password", "is incorrect"));
     };
-    let (id, keep, now, st, client) = (
-        u.id,
-        caller.session_id(),
-        state.now(),
-        state.clone(),
-        client.clone(),
-    );
+    let (id, keep, st, client) = (u.id, caller.session_id(), state.clone(), client.clone());
     state
         .store
         .write(move |tx| {

@@ -383,3 +383,59 @@ async fn weak_stored_hash_is_upgraded_at_login() {
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("m=512,t=2,p=1"), "rehashed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_is_no_unthrottled_password_oracle() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Gus", "gus@example.com").await;
+    let change = |current: &'static str| json!({"current_password": current, "new_password": "new-horse-staple-99"});
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let (st, _) = s
+            .put(
+                "/api/v1/users/me/password",
+                Some(&t),
+                change("guess-number-one"),
+            )
+            .await;
+        statuses.push(st.as_u16());
+    }
+    assert_eq!(statuses[..10], [400; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    // The counters are the login's: the right password is refused from here for now, and so
+    // is a login to the account from this address.
+    let (st, v) = s
+        .put("/api/v1/users/me/password", Some(&t), change(PASSWORD))
+        .await;
+    assert_eq!(st, 429, "{v}");
+    assert_eq!(err_code(&v), "TOO_MANY_REQUESTS");
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "gus@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 429);
+    // Each wrong guess is audited, without the guess.
+    let admin_token = {
+        s.clock.advance(15 * 60 + 1);
+        s.admin().await
+    };
+    let (st, v) = s
+        .get(
+            "/api/v1/admin/events?type=password.change_failure&size=100",
+            Some(&admin_token),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(v["pageable"]["total_elements"], 10, "{v}");
+    assert_eq!(v["data"][0]["email"], "gus@example.com");
+    assert_eq!(v["data"][0]["detail"], "wrong current password");
+    assert!(!v.to_string().contains("guess-number-one"));
+    // The window ends; the right password works. (The session outlives the window: 15 min.)
+    let (st, v) = s
+        .put("/api/v1/users/me/password", Some(&t), change(PASSWORD))
+        .await;
+    assert_eq!(st, 200, "{v}");
+}

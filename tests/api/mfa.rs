@@ -259,3 +259,59 @@ async fn two_factor_required_setting_is_enforced() {
     // The admin itself is restricted too until it enrols.
     assert_eq!(s.get("/api/v1/admin/users", Some(&admin)).await.0, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_cannot_brute_force_the_code_that_disables_2fa() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Uma", "uma@example.com").await;
+    let (secret, _) = enrol(&s, &t).await;
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        // Six digits that are not the current code (nor the neighbouring steps').
+        let near: Vec<String> = [-30, 0, 30]
+            .iter()
+            .map(|d| totp(&secret, s.clock_now() + d))
+            .collect();
+        let guess = (0..)
+            .map(|n| format!("{:06}", (i * 7919 + n) % 1_000_000))
+            .find(|g| !near.contains(g))
+            .unwrap();
+        let (st, _) = s
+            .post(
+                "/api/v1/users/me/2fa/disable",
+                Some(&t),
+                json!({"code": guess}),
+            )
+            .await;
+        statuses.push(st.as_u16());
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429; 2], "{statuses:?}");
+    // The right code is refused too while the window lasts.
+    s.clock.advance(30);
+    let (st, _) = s
+        .post(
+            "/api/v1/users/me/2fa/disable",
+            Some(&t),
+            json!({"code": totp(&secret, s.clock_now())}),
+        )
+        .await;
+    assert_eq!(st, 429);
+    s.clock.advance(15 * 60);
+    let admin = s.admin().await;
+    let (_, v) = s
+        .get(
+            "/api/v1/admin/events?type=2fa.disable_failure&size=100",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(v["pageable"]["total_elements"], 10, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/users/me/2fa/disable",
+            Some(&t),
+            json!({"code": totp(&secret, s.clock_now())}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+}
