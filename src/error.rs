@@ -49,6 +49,9 @@ pub enum Error {
     /// Body larger than the configured cap.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The body did not arrive within the deadline (a trickling client).
+    #[error("request body not received in time")]
+    RequestTimeout,
     /// Body is not JSON.
     #[error("content-type must be application/json")]
     UnsupportedMediaType,
@@ -85,6 +88,7 @@ pub enum ErrorCode {
     NotFound,
     MethodNotAllowed,
     Conflict,
+    RequestTimeout,
     PayloadTooLarge,
     UnsupportedMediaType,
     TooManyRequests,
@@ -105,6 +109,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::RequestTimeout => "REQUEST_TIMEOUT",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             ErrorCode::TooManyRequests => "TOO_MANY_REQUESTS",
@@ -128,6 +133,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
+            Error::RequestTimeout => 408,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::RateLimited { .. } => 429,
@@ -150,6 +156,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Conflict(_) => ErrorCode::Conflict,
+            Error::RequestTimeout => ErrorCode::RequestTimeout,
             Error::PayloadTooLarge => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType => ErrorCode::UnsupportedMediaType,
             Error::RateLimited { .. } => ErrorCode::TooManyRequests,

@@ -144,7 +144,7 @@ impl Exchange {
             self.tls,
             self.allowed_origin.as_deref(),
         );
-        if self.http1 && matches!(err, Some(Error::PayloadTooLarge)) {
+        if self.http1 && matches!(err, Some(Error::PayloadTooLarge | Error::RequestTimeout)) {
             // The unread body makes the connection unusable: tell the client not to reuse it.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -252,7 +252,14 @@ fn route(
         client.user_agent = request::user_agent(req.headers());
     }
     let (parts, body) = req.into_parts();
-    let req = Req::new(parts, body, state.cfg.max_body_bytes, client);
+    let req = Req::new(
+        parts,
+        body,
+        state.cfg.max_body_bytes,
+        // The body gets as long as the head had (`header_read_timeout_secs`).
+        std::time::Duration::from_secs(state.cfg.header_read_timeout_secs.max(1)),
+        client,
+    );
     let access = match route {
         Route::Info if !state.cfg.info_public => Access::Any,
         ref r => r.access(),

@@ -1,6 +1,7 @@
 //! Reading requests: capped JSON bodies, queries, bearer credentials, the client address.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, header, request::Parts};
@@ -17,17 +18,27 @@ pub struct Req {
     pub parts: Parts,
     body: Option<Incoming>,
     max_body: usize,
+    /// How long the body may take to arrive once it is read.
+    body_deadline: Duration,
     /// The resolved client.
     pub client: ClientInfo,
 }
 
 impl Req {
-    /// Wrap a request.
-    pub fn new(parts: Parts, body: Incoming, max_body: usize, client: ClientInfo) -> Self {
+    /// Wrap a request whose body may hold `max_body` bytes and must arrive within
+    /// `body_deadline`.
+    pub fn new(
+        parts: Parts,
+        body: Incoming,
+        max_body: usize,
+        body_deadline: Duration,
+        client: ClientInfo,
+    ) -> Self {
         Self {
             parts,
             body: Some(body),
             max_body,
+            body_deadline,
             client,
         }
     }
@@ -46,10 +57,15 @@ impl Req {
         let Some(body) = self.body.take() else {
             return Ok(Bytes::new());
         };
-        match Limited::new(body, self.max_body).collect().await {
-            Ok(c) => Ok(c.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge),
-            Err(_) => Err(Error::BadRequest("could not read request body".into())),
+        // A deadline for the whole body: the connection watchdog never closes a connection
+        // with a request in flight, so a client trickling its body a byte at a time would
+        // otherwise hold the connection (and one of `max_connections`) for ever.
+        let read = Limited::new(body, self.max_body).collect();
+        match tokio::time::timeout(self.body_deadline, read).await {
+            Err(_) => Err(Error::RequestTimeout),
+            Ok(Ok(c)) => Ok(c.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::PayloadTooLarge),
+            Ok(Err(_)) => Err(Error::BadRequest("could not read request body".into())),
         }
     }
 

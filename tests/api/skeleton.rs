@@ -806,6 +806,60 @@ async fn slow_or_idle_connections_are_closed() {
     }
 }
 
+/// Slow body (R.U.D.Y.): a request whose head arrived but whose body trickles in, a byte now
+/// and then, holds its connection (and one of `max_connections`) only until the body deadline
+/// — `header_read_timeout_secs` — and is then answered 408 with the envelope and closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_body_is_cut_off() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.header_read_timeout_secs = 1).await;
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    conn.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    // Keep trickling for up to 8 s (the watchdog alone would never close a request in flight).
+    while started.elapsed() < Duration::from_secs(8) {
+        let mut b = [0u8; 1024];
+        match tokio::time::timeout(Duration::from_millis(200), conn.read(&mut b)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&b[..n]),
+            Err(_) => {
+                if conn.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 408"), "{elapsed:?}: {answer}");
+    assert!(answer.contains("\"request_timeout\""), "{answer}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "cut off early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "cut off late: {elapsed:?}"
+    );
+    until_closed(&mut conn, "the connection stayed open after the 408").await;
+    // A body that arrives in time is read as before.
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"email": "nobody@example.com", "password": "not-the-password"}),
+        )
+        .await;
+    assert_eq!(st, 401);
+}
+
 /// Shutdown lets a request in flight finish (its answer says the connection closes), closes
 /// idle keep-alive connections at once instead of waiting out the grace period, and then
 /// returns.
