@@ -479,10 +479,13 @@ async fn backup(cfg: &Config, file: &std::path::Path) -> Result<(), String> {
     }
     let bytes = snapshot_bytes(cfg, "backup").await?;
     let partial = file.with_extension("partial");
-    std::fs::write(&partial, &bytes).map_err(|e| format!("{}: {e}", partial.display()))?;
-    std::fs::File::open(&partial)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| e.to_string())?;
+    // Owner-only, as the store itself: a backup holds the same password hashes.
+    store::private_file(&partial)
+        .and_then(|mut f| {
+            f.write_all(&bytes)?;
+            f.sync_all()
+        })
+        .map_err(|e| format!("{}: {e}", partial.display()))?;
     let users = Store::open_read_only(&partial)
         .map_err(|e| e.to_string())
         .and_then(|s| s.read(store::user::count).map_err(|e| e.to_string()))
@@ -514,12 +517,16 @@ fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), Stri
         // Fails with a clear message while a server holds the store.
         drop(Store::open(&dest).map_err(|e| e.to_string())?);
     }
-    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| e.to_string())?;
+    store::private_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
     let tmp = dest.with_extension("redb.restore");
-    std::fs::copy(file, &tmp).map_err(|e| format!("copy: {e}"))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| e.to_string())?;
+    // Owner-only whatever the backup file's mode (`fs::copy` would carry it over).
+    let _ = std::fs::remove_file(&tmp);
+    store::private_file(&tmp)
+        .and_then(|mut f| {
+            std::io::copy(&mut std::fs::File::open(file)?, &mut f)?;
+            f.sync_all()
+        })
+        .map_err(|e| format!("copy: {e}"))?;
     std::fs::rename(&tmp, &dest).map_err(|e| format!("rename: {e}"))?;
     println!(
         "restored {} ({users} users) into {}",

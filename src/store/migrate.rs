@@ -99,6 +99,7 @@ pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
             dest.display()
         )));
     }
+    super::private_file(dest).map_err(|e| Error::Internal(format!("{}: {e}", dest.display())))?;
     let out = redb::Database::create(dest).map_err(|e| Error::Store(e.to_string()))?;
     {
         let dst = out.begin_write()?;

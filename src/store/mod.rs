@@ -141,9 +141,12 @@ impl Store {
             reason: e.to_string(),
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            private_dir(dir).map_err(io)?;
         }
         let existed = path.exists() && std::fs::metadata(path).map_err(io)?.len() > 0;
+        if !path.exists() {
+            private_file(path).map_err(io)?;
+        }
         let db = match Database::builder()
             .set_cache_size(cache_bytes)
             .set_repair_callback(|_| {
@@ -290,6 +293,36 @@ impl Store {
     pub fn file_size(path: &Path) -> u64 {
         std::fs::metadata(path).map_or(0, |m| m.len())
     }
+}
+
+/// Create `dir` and its missing parents readable by the owner only (0700); an existing
+/// directory keeps the mode its administrator gave it.
+///
+/// The store holds password hashes, e-mail addresses and the audit log's client addresses: on
+/// a hand-started server (no systemd `UMask=0077`) the default umask would leave them
+/// readable by every local user.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+}
+
+/// Create an empty file readable by the owner only (0600), for redb to initialise (it opens
+/// an empty file as a new database) or for a copy of the store; an existing file is an error.
+pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
 
 /// A read-only view of a database file that another process may be writing.

@@ -49,6 +49,9 @@ async fn backup_under_load_restore_and_export() {
     };
     assert_ok(&out);
     assert!(String::from_utf8_lossy(&out.stdout).contains("backup written"));
+    // The store and its backup hold password hashes: owner-only, whatever the umask.
+    assert_eq!(mode(&backup), 0o600, "backup file");
+    assert_eq!(mode(&dir.path().join("posta.redb")), 0o600, "store file");
     // Export while running: keys as hashes only, no secrets.
     let out = posta_cmd(dir.path())
         .args(["export", "--format", "jsonl"])
@@ -117,6 +120,34 @@ async fn backup_under_load_restore_and_export() {
     for e in &before {
         assert!(listed.contains(e.as_str()), "{e} lost");
     }
+    // Restored into a data dir that does not exist yet: created owner-only, file owner-only,
+    // though the backup was made readable by all.
+    std::fs::set_permissions(&backup, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let nested = fresh.path().join("new").join("data");
+    let out = posta_cmd(&nested)
+        .current_dir(fresh.path())
+        .arg("restore")
+        .arg(&backup)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(mode(&fresh.path().join("new")), 0o700, "created parent");
+    assert_eq!(mode(&nested), 0o700, "created data dir");
+    assert_eq!(mode(&nested.join("posta.redb")), 0o600, "restored store");
+    // A server started on a data dir that does not exist creates it the same way.
+    let first = fresh.path().join("first-run");
+    let out = posta_cmd(&first)
+        .current_dir(fresh.path())
+        .args(["admin", "list-users"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(mode(&first), 0o700, "data dir of a first run");
+    assert_eq!(
+        mode(&first.join("posta.redb")),
+        0o600,
+        "store of a first run"
+    );
     // A garbage file is not a backup.
     let junk = fresh.path().join("junk");
     std::fs::write(&junk, b"not a database at all").unwrap();
@@ -212,4 +243,10 @@ async fn metrics_when_enabled() {
         assert!(text.contains(needle), "{needle} missing in\n{text}");
     }
     assert!(!text.contains(&key));
+}
+
+/// Permission bits of a file or directory.
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
