@@ -409,12 +409,23 @@ fn client_config(state: &AppState, p: &OauthProvider) -> Result<ClientConfig> {
 }
 
 /// Start a flow: the provider URL and the browser-binding value to set as a cookie.
-pub async fn authorize(state: &AppState, slug: &str) -> Result<(String, String)> {
+pub async fn authorize(
+    state: &AppState,
+    slug: &str,
+    client: &ClientInfo,
+) -> Result<(String, String)> {
     let p = state
         .store
         .read(|tx| store::oauth::provider_by_slug(tx, slug))?
         .filter(|p| p.enabled)
         .ok_or(Error::NotFound("provider"))?;
+    // Each start stores a pending state until it expires: bounded per address.
+    if let Some(l) = super::session::limits(state) {
+        state
+            .limiter
+            .sso_start(client.ip, l, state.now())
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    }
     let cc = client_config(state, &p)?;
     let ep = endpoints(state, &p, false).await.map_err(|e| {
         tracing::warn!(provider = %p.slug, error = %e, "identity provider unreachable");
@@ -468,6 +479,13 @@ pub async fn callback(
         .clone()
         .filter(|s| !s.is_empty())
         .ok_or(SsoError::InvalidState)?;
+    // A state never issued costs a read, not a write transaction.
+    if !state
+        .store
+        .read(|tx| store::oauth::has_state(tx, &st_param))?
+    {
+        return Err(SsoError::InvalidState);
+    }
     // Consume the state first (single use), whatever happens next.
     let key = st_param.clone();
     let pending = state

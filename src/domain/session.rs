@@ -29,7 +29,7 @@ pub struct SignedIn {
     pub two_factor_setup_required: bool,
 }
 
-fn limits(state: &AppState) -> Option<Limits> {
+pub(super) fn limits(state: &AppState) -> Option<Limits> {
     if !state.cfg.auth_rate_limit_enabled {
         return None;
     }

@@ -16,7 +16,13 @@ enum Key {
     Ip(IpAddr),
     Account(String),
     Register(IpAddr),
+    SsoStart(IpAddr),
 }
+
+/// SSO sign-ins an address may start per window, as a multiple of the login limit: generous,
+/// since one office behind one address signs in through its provider every morning, yet each
+/// start is a stored pending state, so an address cannot make them without bound.
+const SSO_STARTS_PER_LIMIT: u32 = 20;
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -125,6 +131,20 @@ impl Limiter {
         })
     }
 
+    /// Count the start of an SSO sign-in from `ip`; `Err(retry_after)` when over the limit.
+    pub fn sso_start(&self, ip: IpAddr, l: Limits, now: i64) -> Result<(), u64> {
+        self.with(|m| {
+            let k = Key::SsoStart(ip);
+            let max = l.count.saturating_mul(SSO_STARTS_PER_LIMIT);
+            if let Some(r) = Self::blocked(m, &k, max, l, now) {
+                return Err(r);
+            }
+            self.bound(m, now, l.window);
+            bump(m, k, l.window, now);
+            Ok(())
+        })
+    }
+
     /// Keep memory bounded: drop finished windows, then the oldest half if still full.
     fn bound(&self, m: &mut HashMap<Key, Window>, now: i64, window: i64) {
         if m.len() < self.cap {
@@ -190,6 +210,26 @@ mod tests {
             "owner elsewhere not locked out"
         );
         assert!(l.check_login("a", ip, L, 160).is_ok(), "window over");
+    }
+
+    #[test]
+    fn sso_starts_per_address() {
+        let l = Limiter::new(1000);
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..3 * SSO_STARTS_PER_LIMIT {
+            assert!(l.sso_start(ip, L, 100).is_ok());
+        }
+        assert_eq!(l.sso_start(ip, L, 110), Err(50));
+        assert!(
+            l.sso_start(other, L, 110).is_ok(),
+            "other addresses unaffected"
+        );
+        assert!(
+            l.check_login("a", ip, L, 110).is_ok(),
+            "logins keep their own counters"
+        );
+        assert!(l.sso_start(ip, L, 160).is_ok(), "window over");
     }
 
     #[test]

@@ -128,7 +128,7 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
             Ok(response::ok(StatusCode::OK, &json!({"providers": list})))
         }
         Route::OauthAuthorize(slug) => {
-            let (url, binding) = oidc::authorize(state, &slug).await?;
+            let (url, binding) = oidc::authorize(state, &slug, &req.client).await?;
             let mut r = response::redirect(&url);
             response::set_cookie(
                 &mut r,

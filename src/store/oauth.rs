@@ -154,6 +154,15 @@ pub fn put_state(tx: &WriteTransaction, state: &str, s: &OauthState) -> Result<(
     Ok(())
 }
 
+/// Whether a pending authorization exists (a read, so that a callback with a made-up state
+/// costs no write transaction).
+pub fn has_state(tx: &impl Tx, state: &str) -> Result<bool> {
+    let Some(t) = tx.table(OAUTH_STATES)? else {
+        return Ok(false);
+    };
+    Ok(t.get(state)?.is_some())
+}
+
 /// Remove and return a pending authorization: single use, atomic within the transaction.
 pub fn take_state(tx: &WriteTransaction, state: &str) -> Result<Option<OauthState>> {
     let mut t = tx.open_table(OAUTH_STATES)?;

@@ -411,3 +411,32 @@ async fn without_web_url_errors_are_json() {
     assert_eq!(v["data"]["error"], "invalid_state");
     assert_eq!(err_code(&v), "BAD_REQUEST");
 }
+
+/// Every start stores a pending state until it expires: an address may start only so many
+/// (20 × `login_rate_limit_count` per window) before it is told to wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_starts_are_bounded_per_address() {
+    let e = setup().await;
+    e.provider(json!({})).await;
+    let (st, v) =
+        e.s.put(
+            "/api/v1/admin/settings",
+            Some(&e.admin),
+            json!({"settings": [{"key": "login_rate_limit_count", "value": "1", "type": "int"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for i in 0..20 {
+        let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND, "start {i}");
+    }
+    let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(err_code(&v), "TOO_MANY_REQUESTS");
+    // The window ends.
+    e.s.clock.advance(15 * 60 + 1);
+    let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+}
