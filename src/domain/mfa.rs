@@ -185,7 +185,7 @@ pub async fn disable(
         super::session::proof_failed(
             state,
             "2fa.disable_failure",
-            uid,
+            Some(uid),
             &caller.user.email,
             "invalid two-factor code",
             client,

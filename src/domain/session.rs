@@ -108,13 +108,7 @@ pub async fn login(
     let now = state.now();
     // Malformed emails still go through the same path and cost, keyed on the raw text.
     let account = user::canonical_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    let lim = limits(state);
-    if let Some(l) = lim {
-        state
-            .limiter
-            .check_login(&account, client.ip, l, now)
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    }
+    check_proof(state, &account, client, now)?;
     if pw.len() > password::MAX_PASSWORD_BYTES {
         return Err(Error::InvalidCredentials);
     }
@@ -143,16 +137,7 @@ pub async fn login(
             } else {
                 "unknown email"
             };
-            return Err(fail(
-                state,
-                lim,
-                &account,
-                other.map(|u| u.id),
-                reason,
-                client,
-                now,
-            )
-            .await);
+            return Err(fail(state, &account, other.map(|u| u.id), reason, client, now).await);
         }
     };
     if !u.active {
@@ -198,7 +183,6 @@ pub async fn login(
         Err(()) => {
             let e = fail(
                 state,
-                lim,
                 &account,
                 Some(id),
                 "invalid two-factor code",
@@ -217,17 +201,13 @@ pub async fn login(
 
 async fn fail(
     state: &AppState,
-    lim: Option<Limits>,
     account: &str,
     subject: Option<Uuid>,
     reason: &str,
     client: &ClientInfo,
     now: i64,
 ) -> Error {
-    if let Some(l) = lim {
-        state.limiter.login_failed(account, client.ip, l, now);
-    }
-    match record(
+    let counted = proof_failed(
         state,
         "login.failure",
         subject,
@@ -235,17 +215,17 @@ async fn fail(
         reason,
         client,
         now,
-    )
-    .await
-    {
+    );
+    match counted.await {
         Ok(()) => Error::InvalidCredentials,
         Err(e) => e,
     }
 }
 
-/// A signed-in caller proving who it is again (its current password to change it, a 2FA code
-/// to turn 2FA off) is throttled as a login is, on the same counters: otherwise a stolen
-/// session would be an unthrottled oracle for guessing the password or the code.
+/// Refuse a proof of identity for `account` from the client's address while it is throttled:
+/// a login, and a signed-in caller proving who it is again (its current password to change
+/// it, a 2FA code to turn 2FA off), on the same counters. Otherwise a stolen session would be
+/// an unthrottled oracle for guessing the password or the code.
 pub(super) fn check_proof(
     state: &AppState,
     account: &str,
@@ -265,7 +245,7 @@ pub(super) fn check_proof(
 pub(super) async fn proof_failed(
     state: &AppState,
     kind: &'static str,
-    subject: Uuid,
+    subject: Option<Uuid>,
     account: &str,
     reason: &str,
     client: &ClientInfo,
@@ -274,7 +254,7 @@ pub(super) async fn proof_failed(
     if let Some(l) = limits(state) {
         state.limiter.login_failed(account, client.ip, l, now);
     }
-    record(state, kind, Some(subject), account, reason, client, now).await
+    record(state, kind, subject, account, reason, client, now).await
 }
 
 async fn record(

@@ -151,7 +151,7 @@ pub async fn change_password(
         super::session::proof_failed(
             state,
             "password.change_failure",
-            u.id,
+            Some(u.id),
             &u.email,
             "wrong current password",
             client,

@@ -144,8 +144,14 @@ impl Store {
             private_dir(dir).map_err(io)?;
         }
         let existed = path.exists() && std::fs::metadata(path).map_err(io)?.len() > 0;
-        if !path.exists() {
-            private_file(path).map_err(io)?;
+        if !existed {
+            match private_file(path) {
+                // Created; or there already, empty (an earlier run stopped before redb wrote
+                // it) or made just now by another process, whose lock redb then reports.
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(e)),
+            }
         }
         let db = match Database::builder()
             .set_cache_size(cache_bytes)
