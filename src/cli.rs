@@ -108,10 +108,11 @@ pub fn main() -> ExitCode {
         println!("posta {} (commit {})", crate::VERSION, crate::COMMIT);
         return ExitCode::SUCCESS;
     }
+    let journal = crate::log_sink::stderr_is_journal();
     let (cfg, warnings) = match Config::load(cli.config.as_deref()) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("posta: {e}");
+            fatal(journal, &e);
             return ExitCode::from(2);
         }
     };
@@ -123,7 +124,7 @@ pub fn main() -> ExitCode {
         println!("# configuration is valid");
         return ExitCode::SUCCESS;
     }
-    let _log_guard = init_logging(&cfg);
+    let log_guard = init_logging(&cfg, journal);
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -133,7 +134,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("posta: cannot start runtime: {e}");
+            fatal(journal, &format!("cannot start runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -149,24 +150,33 @@ pub fn main() -> ExitCode {
             .map_err(|e| e.to_string()),
         Some(Cmd::Version | Cmd::CheckConfig) => Ok(()),
     };
+    // Whatever was logged before the failure is written before the failure is reported.
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("posta: {e}");
+            fatal(journal, &e);
             ExitCode::FAILURE
         }
     }
 }
 
+/// Report why the command failed, as an error to the journal when stderr is the journal.
+fn fatal(journal: bool, e: &dyn std::fmt::Display) {
+    let prefix = if journal { "<3>" } else { "" };
+    eprintln!("{prefix}posta: {e}");
+}
+
 /// Logs go to stderr through [`LogSink`]: requests never wait on write(2), lines are never
-/// dropped, and the returned guard writes what is left when dropped.
-fn init_logging(cfg: &Config) -> Option<FlushGuard> {
+/// dropped, and the returned guard writes what is left when dropped. When stderr is the
+/// journal, each line carries its priority.
+fn init_logging(cfg: &Config, journal: bool) -> Option<FlushGuard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = cfg.log_format == "json";
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let b = tracing_subscriber::fmt().with_env_filter(filter);
-    let (sink, guard) = match LogSink::new(std::io::stderr()) {
+    let (sink, guard) = match LogSink::new(std::io::stderr(), journal) {
         Ok(x) => x,
         Err(e) => {
             // Cannot start the writer thread: log synchronously rather than not at all.

@@ -17,6 +17,8 @@ use crate::log_sink::LogSink;
 struct Sink {
     writer: LogSink,
     json: bool,
+    /// The journal's priority prefix (`info`), or nothing.
+    prefix: &'static [u8],
     /// Whether `POSTA_LOG` lets access lines through. The process's filter is set once at
     /// start and never reloaded, so it is asked once: asking `tracing` on every request
     /// (dispatcher look-up, directive match) cost ~100 instructions.
@@ -28,6 +30,7 @@ static SINK: OnceLock<Sink> = OnceLock::new();
 /// Route access lines straight to `writer` (the process's log writer), as JSON or text.
 pub fn install(writer: LogSink, json: bool) {
     let _ = SINK.set(Sink {
+        prefix: writer.prefix(tracing::Level::INFO),
         writer,
         json,
         enabled: OnceLock::new(),
@@ -88,6 +91,7 @@ pub fn record(l: &Line<'_>) {
     let now = SystemTime::now();
     BUF.with_borrow_mut(|buf| {
         buf.clear();
+        buf.extend_from_slice(sink.prefix);
         format(buf, l, now, sink.json);
         sink.writer.append(buf);
     });

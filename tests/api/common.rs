@@ -295,13 +295,20 @@ pub fn posta_cmd(data_dir: &Path) -> Command {
 
 impl Binary {
     /// Spawn and wait for the `listening addr=` line.
-    pub fn spawn(mut cmd: Command) -> Self {
+    pub fn spawn(cmd: Command) -> Self {
+        Self::spawn_on(cmd, std::io::pipe().unwrap())
+    }
+
+    /// [`Binary::spawn`] with stderr on a pipe the caller made (to know which stream it is).
+    pub fn spawn_on(
+        mut cmd: Command,
+        (err, err_end): (std::io::PipeReader, std::io::PipeWriter),
+    ) -> Self {
         use std::io::{BufRead, BufReader};
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = cmd.stdout(Stdio::piped()).stderr(err_end).spawn().unwrap();
+        // The command holds our copy of the pipe's write end: close it, so the reader ends
+        // when the process does.
+        drop(cmd);
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let line = lines.next().expect("no output").unwrap();
@@ -312,7 +319,6 @@ impl Binary {
         std::thread::spawn(move || for _ in lines {});
         let stderr = Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stderr.clone();
-        let err = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 let mut s = sink.lock().unwrap();

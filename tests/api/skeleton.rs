@@ -301,6 +301,8 @@ async fn log_filter_decides_whether_requests_are_logged() {
         (None, true),
         (Some("warn"), false),
         (Some("posta=info"), true),
+        // The README's recipe for keeping everything but the access lines.
+        (Some("info,posta::http::access_log=off"), false),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = posta_cmd(dir.path());
@@ -337,6 +339,108 @@ async fn log_filter_decides_whether_requests_are_logged() {
             assert!(lines.is_empty(), "{filter:?}: {logs}");
         }
     }
+}
+
+/// The device and inode systemd would name in `JOURNAL_STREAM` for this pipe.
+fn stream_id(end: &std::io::PipeWriter) -> String {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::File::from(end.as_fd().try_clone_to_owned().unwrap())
+        .metadata()
+        .unwrap();
+    format!("{}:{}", m.dev(), m.ino())
+}
+
+/// Under systemd, stderr is the journal's stream: every line then starts with its priority
+/// (`<3>` error, `<4>` warning, `<6>` info), so the journal files warnings and errors as such
+/// and its per-priority rate limit cannot drop them with a flood of access lines. Elsewhere,
+/// including a shell that merely inherited `JOURNAL_STREAM`, lines are left as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_lines_carry_their_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipe = std::io::pipe().unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.env("JOURNAL_STREAM", stream_id(&pipe.1))
+        .env("POSTA_LOG_FORMAT", "json")
+        .env("POSTA_NO_SUCH_SETTING", "1");
+    let mut b = Binary::spawn_on(cmd, pipe);
+    b.ready().await;
+    reqwest::get(format!("{}/api/v1/healthz", b.url()))
+        .await
+        .unwrap();
+    // A second instance on the same store fails; its reason is an error to the journal, and
+    // without the journal a plain line.
+    for journal in [true, false] {
+        let (err, err_end) = std::io::pipe().unwrap();
+        let id = if journal {
+            stream_id(&err_end)
+        } else {
+            "1:1".into()
+        };
+        let mut cmd = posta_cmd(dir.path());
+        let status = cmd
+            .env("JOURNAL_STREAM", id)
+            .stderr(err_end)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        drop(cmd);
+        assert!(!status.success());
+        let text = std::io::read_to_string(err).unwrap();
+        let last = text.lines().last().unwrap_or_default();
+        let expected = if journal { "<3>posta: " } else { "posta: " };
+        assert!(
+            last.starts_with(expected) && last.contains("locked by another running posta"),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('<')).count(),
+            usize::from(journal) * text.lines().count(),
+            "{text}"
+        );
+    }
+    b.signal(15);
+    assert!(b.wait_exit(15).await.success());
+    let mut logs = String::new();
+    for _ in 0..200 {
+        logs = b.stderr.lock().unwrap().clone();
+        if logs.contains("\"stopped\"") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let lines: Vec<(&str, Value)> = logs
+        .lines()
+        .map(|l| {
+            let (prefix, json) = l.split_at(3.min(l.len()));
+            (prefix, serde_json::from_str(json).unwrap_or(Value::Null))
+        })
+        .collect();
+    assert!(lines.len() >= 4, "{logs}");
+    for (prefix, v) in &lines {
+        let expected = match v["level"].as_str() {
+            Some("ERROR") => "<3>",
+            Some("WARN") => "<4>",
+            Some("INFO") => "<6>",
+            _ => panic!("not a JSON log line behind a priority: {logs}"),
+        };
+        assert_eq!(*prefix, expected, "{logs}");
+    }
+    let has = |prefix: &str, what: &dyn Fn(&Value) -> bool| {
+        lines.iter().any(|(p, v)| *p == prefix && what(v))
+    };
+    assert!(
+        has("<4>", &|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("POSTA_NO_SUCH_SETTING"))),
+        "{logs}"
+    );
+    assert!(
+        has("<6>", &|v| v["message"] == "request"
+            && v["path"] == "/api/v1/healthz"),
+        "{logs}"
+    );
+    assert!(has("<6>", &|v| v["message"] == "stopped"), "{logs}");
 }
 
 #[test]
