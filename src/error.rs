@@ -200,25 +200,38 @@ impl Error {
 
 impl From<redb::Error> for Error {
     fn from(e: redb::Error) -> Self {
-        Error::Store(e.to_string())
+        match e {
+            // The store is reopening the database after a failed write (see `store`).
+            redb::Error::PreviousIo | redb::Error::DatabaseClosed => Error::Unavailable,
+            e => Error::Store(e.to_string()),
+        }
+    }
+}
+
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Self {
+        match e {
+            redb::StorageError::PreviousIo | redb::StorageError::DatabaseClosed => {
+                Error::Unavailable
+            }
+            e => Error::Store(e.to_string()),
+        }
     }
 }
 
 macro_rules! store_error_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Self {
-                Error::Store(e.to_string())
+    ($($t:ident),*) => {$(
+        impl From<redb::$t> for Error {
+            fn from(e: redb::$t) -> Self {
+                match e {
+                    redb::$t::Storage(e) => e.into(),
+                    e => Error::Store(e.to_string()),
+                }
             }
         }
     )*};
 }
-store_error_from!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
+store_error_from!(TransactionError, TableError, CommitError);
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,10 @@ impl Audit<'_> {
             ip: self.client.map(|c| c.ip.to_string()),
             detail: self.detail,
         };
-        tracing::info!(event = self.kind, actor = ?self.actor, subject = ?self.subject, "audit");
+        let (kind, actor, subject) = (self.kind, self.actor, self.subject);
+        store::after_commit(move || {
+            tracing::info!(event = kind, actor = ?actor, subject = ?subject, "audit");
+        });
         store::audit::append(tx, e, state.cfg.audit_max_events)
     }
 }

@@ -3,6 +3,11 @@
 //! Nothing outside this module names redb types in its logic. Use cases run one closure in one
 //! transaction: [`Store::read`] on the caller's thread (redb reads are microseconds and never
 //! block on writers), [`Store::write`] on the blocking pool (commits fsync).
+//!
+//! A failed write to the file (a full disk, an I/O error) leaves redb refusing every later
+//! write until the database is opened again. The store then reopens it itself, which runs
+//! redb's recovery to the last committed transaction: once the cause is gone (space freed),
+//! writes resume without a restart, and nothing committed before is lost.
 
 pub mod api_key;
 pub mod audit;
@@ -15,8 +20,9 @@ pub mod tables;
 pub mod user;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, DatabaseError, Key, ReadOnlyTable, ReadableDatabase, ReadableTable, Table,
@@ -79,9 +85,90 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Cheaply cloneable handle on the database.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Every transaction runs under the read side. Reopening takes the write side, so it
+    /// waits for the transactions in flight and none sees the database replaced under it.
+    slot: RwLock<Slot>,
     // Committed write transactions since open; see [`Store::generation`].
-    generation: Arc<AtomicU64>,
+    generation: AtomicU64,
+    path: PathBuf,
+    cache_bytes: usize,
+}
+
+struct Slot {
+    /// `None` after a failed reopen, until one succeeds.
+    db: Option<Database>,
+    /// Bumped by each reopen, so writers that met the same failure reopen once.
+    epoch: u64,
+    /// When a reopen was last tried: the next waits [`REOPEN_SPACING`].
+    reopened_at: Option<Instant>,
+    /// A write failed and the database has not been reopened since (logged once).
+    failing: bool,
+}
+
+/// Bytes a scratch file must take before the database is closed to be reopened.
+const PROBE_BYTES: usize = 64 * 1024;
+
+/// Whether `dir` takes a write now: a scratch file of [`PROBE_BYTES`] written, synced and
+/// removed.
+fn takes_writes(dir: &Path) -> bool {
+    use std::io::Write;
+    let path = dir.join(".posta-write-probe");
+    // One left by a crash.
+    let _ = std::fs::remove_file(&path);
+    let ok = private_file(&path)
+        .and_then(|mut f| {
+            f.write_all(&[0; PROBE_BYTES])?;
+            f.sync_all()
+        })
+        .is_ok();
+    let _ = std::fs::remove_file(&path);
+    ok
+}
+
+/// Least time between two reopens. Each runs redb's recovery under the write side, when reads
+/// are refused; while the disk stays full, writes would otherwise fail and reopen back to back.
+const REOPEN_SPACING: Duration = Duration::from_secs(1);
+
+/// Whether a redb failure means the open database refuses further writes until reopened (redb
+/// latches any failed file operation and then answers `PreviousIo`).
+fn needs_reopen(e: &redb::StorageError) -> bool {
+    matches!(
+        e,
+        redb::StorageError::Io(_)
+            | redb::StorageError::PreviousIo
+            | redb::StorageError::DatabaseClosed
+    )
+}
+
+fn open_database(path: &Path, cache_bytes: usize) -> Result<Database, DatabaseError> {
+    let warned = std::sync::atomic::AtomicBool::new(false);
+    Database::builder()
+        .set_cache_size(cache_bytes)
+        .set_repair_callback(move |_| {
+            // Called with each step of progress; said once.
+            if !warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "database was not closed cleanly; redb is recovering the last committed state"
+                );
+            }
+        })
+        .create(path)
+}
+
+thread_local! {
+    /// What to do once the write transaction running on this thread has committed.
+    static AFTER_COMMIT: std::cell::RefCell<Vec<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Run `f` once the write transaction running on this thread has committed, and never if it
+/// does not (a log line about a change must not outlive a rolled-back or failed write).
+pub fn after_commit(f: impl FnOnce() + 'static) {
+    AFTER_COMMIT.with_borrow_mut(|v| v.push(Box::new(f)));
 }
 
 impl std::fmt::Debug for Store {
@@ -153,15 +240,7 @@ impl Store {
                 Err(e) => return Err(io(e)),
             }
         }
-        let db = match Database::builder()
-            .set_cache_size(cache_bytes)
-            .set_repair_callback(|_| {
-                tracing::warn!(
-                    "database was not closed cleanly; redb is recovering the last committed state"
-                );
-            })
-            .create(path)
-        {
+        let db = match open_database(path, cache_bytes) {
             Ok(db) => db,
             Err(DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(OpenError::Locked(path.to_owned()));
@@ -179,16 +258,34 @@ impl Store {
             }
         };
         let store = Store {
-            db: Arc::new(db),
-            generation: Arc::new(AtomicU64::new(0)),
+            shared: Arc::new(Shared {
+                slot: RwLock::new(Slot {
+                    db: Some(db),
+                    epoch: 0,
+                    reopened_at: None,
+                    failing: false,
+                }),
+                generation: AtomicU64::new(0),
+                path: path.to_owned(),
+                cache_bytes,
+            }),
         };
         migrate::run(&store, path, existed)?;
         Ok(store)
     }
 
     /// A read transaction; `f` must not block.
+    ///
+    /// While the database is being reopened, or could not be, this answers
+    /// [`Error::Unavailable`] at once rather than hold a request thread.
     pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_read()?;
+        let slot = match self.shared.slot.try_read() {
+            Ok(slot) => slot,
+            Err(TryLockError::WouldBlock) => return Err(Error::Unavailable),
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let db = slot.db.as_ref().ok_or(Error::Unavailable)?;
+        let tx = db.begin_read()?;
         f(&tx)
     }
 
@@ -204,15 +301,61 @@ impl Store {
     }
 
     /// A write transaction on the current thread, for the CLI and start-up.
+    ///
+    /// A write refused because an earlier one failed (the database latched the failure) is
+    /// run again once the database is reopened; a write whose own commit failed is reported
+    /// as failed, and the database is reopened for the next one.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let tx = self.db.begin_write()?;
-        match f(&tx) {
+        let (epoch, tx) = {
+            let slot = self.slot_blocking();
+            (slot.epoch, slot.db.as_ref().map(Database::begin_write))
+        };
+        let tx = match tx {
+            Some(Ok(tx)) => tx,
+            Some(Err(redb::TransactionError::Storage(e))) if needs_reopen(&e) => {
+                self.reopen(epoch, &e)?;
+                self.begin_write_reopened()?
+            }
+            Some(Err(e)) => return Err(e.into()),
+            None => {
+                self.reopen(epoch, &"no database open")?;
+                self.begin_write_reopened()?
+            }
+        };
+        self.run_write(epoch, tx, f)
+    }
+
+    /// Begin a write on the database just reopened (once: no loop if it fails again).
+    fn begin_write_reopened(&self) -> Result<WriteTransaction> {
+        let slot = self.slot_blocking();
+        let db = slot.db.as_ref().ok_or(Error::Unavailable)?;
+        Ok(db.begin_write()?)
+    }
+
+    fn run_write<T>(
+        &self,
+        epoch: u64,
+        tx: WriteTransaction,
+        f: impl FnOnce(&WriteTransaction) -> Result<T>,
+    ) -> Result<T> {
+        AFTER_COMMIT.with_borrow_mut(Vec::clear);
+        let outcome = f(&tx);
+        let pending = AFTER_COMMIT.with_borrow_mut(std::mem::take);
+        match outcome {
             Ok(v) => {
                 let committed = tx.commit();
                 // Bumped after the commit (whatever its outcome): a reader that sees the new
                 // generation is guaranteed to read the new data.
-                self.generation.fetch_add(1, Ordering::Release);
+                self.shared.generation.fetch_add(1, Ordering::Release);
+                if let Err(redb::CommitError::Storage(e)) = &committed
+                    && needs_reopen(e)
+                {
+                    // This write is lost (its caller hears so); the next finds the file
+                    // recovered. A failure to reopen is logged and retried by that next write.
+                    let _ = self.reopen(epoch, e);
+                }
                 committed?;
+                pending.into_iter().for_each(|f| f());
                 Ok(v)
             }
             Err(e) => {
@@ -224,12 +367,77 @@ impl Store {
         }
     }
 
+    /// The slot's read side, waiting for a reopen in progress (writers run on the blocking
+    /// pool or the CLI, where waiting is allowed).
+    fn slot_blocking(&self) -> RwLockReadGuard<'_, Slot> {
+        self.shared
+            .slot
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Close the database and open it again (redb recovers the last committed state), unless
+    /// another thread has done so since `epoch`.
+    ///
+    /// A database that refuses writes still serves reads from what it has cached (forward auth
+    /// keeps working on a full disk), and a new one cannot be opened while the file takes no
+    /// writes (recovery writes). So it is closed only once a scratch file in its directory can
+    /// be written. Attempts are [`REOPEN_SPACING`] apart; until one succeeds, writes are
+    /// answered [`Error::Unavailable`].
+    fn reopen(&self, epoch: u64, cause: &dyn std::fmt::Display) -> Result<()> {
+        let mut slot = self
+            .shared
+            .slot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.epoch != epoch {
+            return if slot.db.is_some() {
+                Ok(())
+            } else {
+                Err(Error::Unavailable)
+            };
+        }
+        if slot
+            .reopened_at
+            .is_some_and(|t| t.elapsed() < REOPEN_SPACING)
+        {
+            return Err(Error::Unavailable);
+        }
+        slot.reopened_at = Some(Instant::now());
+        if !slot.failing {
+            slot.failing = true;
+            tracing::error!(error = %cause, "database write failed; writes are refused until the database is reopened, which is tried every second once its directory takes writes");
+        }
+        let dir = self.shared.path.parent().unwrap_or(Path::new("."));
+        if slot.db.is_some() && !takes_writes(dir) {
+            return Err(Error::Unavailable);
+        }
+        // Dropping closes the file and releases its lock (no transaction is in flight: they
+        // all hold the read side).
+        drop(slot.db.take());
+        match open_database(&self.shared.path, self.shared.cache_bytes) {
+            Ok(db) => {
+                slot.db = Some(db);
+                slot.epoch += 1;
+                slot.failing = false;
+                // Whatever was cached from before is read again.
+                self.shared.generation.fetch_add(1, Ordering::Release);
+                tracing::warn!("database reopened; writes resume");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "database cannot be reopened; trying again with a write in a second");
+                Err(Error::Unavailable)
+            }
+        }
+    }
+
     /// How many write transactions have committed since the store was opened. A reader that
     /// keeps what it read loads this *before* its read transaction and trusts its copy only
     /// while the value is unchanged.
     #[must_use]
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.shared.generation.load(Ordering::Acquire)
     }
 
     /// Open an existing file read-only, alongside a running server (for backup and export).
@@ -275,7 +483,11 @@ impl Store {
     pub fn compact_file(path: &Path) -> Result<(u64, u64), OpenError> {
         let before = Self::file_size(path);
         let store = Self::open(path)?;
-        let Ok(mut db) = Arc::try_unwrap(store.db) else {
+        let db = Arc::try_unwrap(store.shared)
+            .ok()
+            .and_then(|s| s.slot.into_inner().ok())
+            .and_then(|s| s.db);
+        let Some(mut db) = db else {
             return Err(OpenError::Io {
                 path: path.to_owned(),
                 reason: "database still in use".into(),
@@ -341,5 +553,50 @@ impl Snapshot {
     pub fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
         let tx = self.db.begin_read()?;
         f(&tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    #[test]
+    fn after_commit_runs_only_for_a_committed_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("posta.redb")).unwrap();
+        let ran = Rc::new(Cell::new(0));
+        let r = ran.clone();
+        let failed: Result<()> = store.write_blocking(move |_| {
+            after_commit(move || r.set(r.get() + 1));
+            Err(Error::Conflict("rolled back".into()))
+        });
+        assert!(failed.is_err());
+        assert_eq!(ran.get(), 0, "a rolled-back write says nothing");
+        let r = ran.clone();
+        store
+            .write_blocking(move |_| {
+                after_commit(move || r.set(r.get() + 10));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(ran.get(), 10, "only the committed write's work ran");
+    }
+
+    #[test]
+    fn a_latched_failure_reads_as_unavailable() {
+        assert!(matches!(
+            Error::from(redb::StorageError::PreviousIo),
+            Error::Unavailable
+        ));
+        assert!(matches!(
+            Error::from(redb::CommitError::Storage(redb::StorageError::PreviousIo)),
+            Error::Unavailable
+        ));
+        assert!(matches!(
+            Error::from(redb::StorageError::Io(std::io::Error::other("disk"))),
+            Error::Store(_)
+        ));
     }
 }

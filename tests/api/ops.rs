@@ -250,3 +250,122 @@ fn mode(p: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
+
+/// A write the file system refuses (a full disk) fails that request, and redb then refuses
+/// every later write until the database is opened again. The server reopens it itself: while
+/// the file cannot grow, writes fail with a JSON error and change nothing; once it can, they
+/// resume without a restart, and everything committed before is intact. The file size limit
+/// (`RLIMIT_FSIZE`, raised and lowered on the running process with `prlimit`) stands in for
+/// the full disk: writes past it fail as writes to a full disk do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_resume_after_the_disk_was_full() {
+    ensure_command("prlimit", "util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    let base = posta_cmd(dir.path());
+    // The shell ignores SIGXFSZ before it becomes posta, as a full disk sends no signal.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("trap '' XFSZ; exec \"$0\" serve")
+        .arg(env!("CARGO_BIN_EXE_posta"))
+        .env_clear()
+        .current_dir(dir.path());
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    cmd.env("POSTA_REGISTRATION_ENABLED", "true")
+        .env("POSTA_AUTH_RATE_LIMIT_ENABLED", "false");
+    let mut b = Binary::spawn(cmd);
+    b.ready().await;
+    let c = reqwest::Client::new();
+    let register = |email: &'static str| {
+        let (c, url) = (c.clone(), b.url());
+        async move {
+            let r = c
+                .post(format!("{url}/api/v1/auth/register"))
+                .json(&json!({"name": "Disk", "email": email, "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let fsize = |limit: &str| {
+        let out = std::process::Command::new("prlimit")
+            .arg(format!("--pid={}", b.child.id()))
+            .arg(format!("--fsize={limit}"))
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    };
+    assert_eq!(register("before@example.com").await.0, 201);
+    let me = c
+        .post(format!("{}/api/v1/auth/login", b.url()))
+        .json(&json!({"email": "before@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    fsize("1:unlimited");
+    for email in [
+        "full1@example.com",
+        "full2@example.com",
+        "full3@example.com",
+    ] {
+        let (status, v) = register(email).await;
+        assert!(status == 500 || status == 503, "{status} {v}");
+        assert_eq!(v["success"], false, "{v}");
+        assert!(
+            ["INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"].contains(&err_code(&v)),
+            "{v}"
+        );
+    }
+    // Signed-in callers are still answered meanwhile.
+    let r = c
+        .get(format!("{}/api/v1/users/me", b.url()))
+        .bearer_auth(&me)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    fsize("unlimited");
+    // Reopens are a second apart; the first write after that finds the database reopened.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, v) = register("after@example.com").await;
+    assert_eq!(status, 201, "{v}");
+    let r = c
+        .post(format!("{}/api/v1/auth/login", b.url()))
+        .json(&json!({"email": "before@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(format!("{}/readyz", b.url())).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    b.signal(15);
+    assert!(b.wait_exit(15).await.success());
+    let logs = b.stderr.lock().unwrap().clone();
+    assert_eq!(logs.matches("database write failed").count(), 1, "{logs}");
+    assert!(logs.contains("database reopened; writes resume"), "{logs}");
+    // The audit log line is written for committed changes only.
+    assert_eq!(logs.matches("user.registered").count(), 2, "{logs}");
+
+    // After a restart: what was acknowledged is there, what failed is not.
+    let out = posta_cmd(dir.path())
+        .args(["admin", "list-users"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let users = String::from_utf8_lossy(&out.stdout);
+    assert!(users.contains("before@example.com") && users.contains("after@example.com"));
+    assert!(!users.contains("full"), "{users}");
+}
