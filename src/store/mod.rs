@@ -306,35 +306,34 @@ impl Store {
     /// run again once the database is reopened; a write whose own commit failed is reported
     /// as failed, and the database is reopened for the next one.
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
-        let (epoch, tx) = {
-            let slot = self.slot_blocking();
-            (slot.epoch, slot.db.as_ref().map(Database::begin_write))
-        };
-        let tx = match tx {
-            Some(Ok(tx)) => tx,
-            Some(Err(redb::TransactionError::Storage(e))) if needs_reopen(&e) => {
-                self.reopen(epoch, &e)?;
-                self.begin_write_reopened()?
-            }
-            Some(Err(e)) => return Err(e.into()),
-            None => {
-                self.reopen(epoch, &"no database open")?;
-                self.begin_write_reopened()?
-            }
-        };
-        self.run_write(epoch, tx, f)
-    }
-
-    /// Begin a write on the database just reopened (once: no loop if it fails again).
-    fn begin_write_reopened(&self) -> Result<WriteTransaction> {
         let slot = self.slot_blocking();
-        let db = slot.db.as_ref().ok_or(Error::Unavailable)?;
-        Ok(db.begin_write()?)
+        let epoch = slot.epoch;
+        let begun = match slot.db.as_ref() {
+            Some(db) => db.begin_write().map_err(Some),
+            None => Err(None),
+        };
+        match begun {
+            Ok(tx) => return self.run_write(slot, tx, f),
+            Err(Some(redb::TransactionError::Storage(e))) if needs_reopen(&e) => {
+                drop(slot);
+                self.reopen(epoch, &e)?;
+            }
+            Err(Some(e)) => return Err(e.into()),
+            Err(None) => {
+                drop(slot);
+                self.reopen(epoch, &"no database open")?;
+            }
+        }
+        // Once, on the database just reopened: no loop if it fails again.
+        let slot = self.slot_blocking();
+        let tx = slot.db.as_ref().ok_or(Error::Unavailable)?.begin_write()?;
+        self.run_write(slot, tx, f)
     }
 
+    /// Run `f` in `tx` and commit, holding the slot's read side throughout (a reopen waits).
     fn run_write<T>(
         &self,
-        epoch: u64,
+        slot: RwLockReadGuard<'_, Slot>,
         tx: WriteTransaction,
         f: impl FnOnce(&WriteTransaction) -> Result<T>,
     ) -> Result<T> {
@@ -352,6 +351,8 @@ impl Store {
                 {
                     // This write is lost (its caller hears so); the next finds the file
                     // recovered. A failure to reopen is logged and retried by that next write.
+                    let epoch = slot.epoch;
+                    drop(slot);
                     let _ = self.reopen(epoch, e);
                 }
                 committed?;
