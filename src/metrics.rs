@@ -41,6 +41,17 @@ pub struct Metrics {
     throttled: Counter,
     sessions: Gauge,
     store_bytes: Gauge,
+    store_writable: Gauge,
+}
+
+/// The store's side of a scrape.
+pub struct StoreFacts {
+    /// Stored sessions, when the store could be read.
+    pub sessions: Option<u64>,
+    /// Size of the database file.
+    pub bytes: u64,
+    /// Whether writes are accepted (see `Store::writable`).
+    pub writable: bool,
 }
 
 impl Default for Metrics {
@@ -56,6 +67,7 @@ impl Default for Metrics {
         let throttled = Counter::default();
         let sessions = Gauge::default();
         let store_bytes = Gauge::default();
+        let store_writable = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -88,6 +100,11 @@ impl Default for Metrics {
             "Size of the database file",
             store_bytes.clone(),
         );
+        registry.register(
+            "store_writable",
+            "1 while the database accepts writes, 0 while a failed write (a full disk) keeps them refused",
+            store_writable.clone(),
+        );
         Self {
             registry,
             requests,
@@ -98,6 +115,7 @@ impl Default for Metrics {
             throttled,
             sessions,
             store_bytes,
+            store_writable,
         }
     }
 }
@@ -161,11 +179,14 @@ impl Metrics {
     }
 
     /// Render in the Prometheus text format, after sampling the gauges.
-    pub fn render(&self, sessions: u64, store_bytes: u64) -> String {
-        self.sessions
-            .set(i64::try_from(sessions).unwrap_or(i64::MAX));
+    pub fn render(&self, store: &StoreFacts) -> String {
+        // A store that cannot be read keeps the last count: the scrape still answers.
+        if let Some(n) = store.sessions {
+            self.sessions.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         self.store_bytes
-            .set(i64::try_from(store_bytes).unwrap_or(i64::MAX));
+            .set(i64::try_from(store.bytes).unwrap_or(i64::MAX));
+        self.store_writable.set(i64::from(store.writable));
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

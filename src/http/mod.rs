@@ -354,11 +354,14 @@ fn dispatch(state: &AppState, route: Route, req: Req, caller: Option<Caller>) ->
 }
 
 fn metrics(state: &AppState) -> Result<Resp> {
-    let sessions = state.store.read(crate::store::session::count)?;
-    let size = crate::store::Store::file_size(&state.cfg.db_path());
+    let facts = crate::metrics::StoreFacts {
+        sessions: state.store.read(crate::store::session::count).ok(),
+        bytes: crate::store::Store::file_size(&state.cfg.db_path()),
+        writable: state.store.writable(),
+    };
     Ok(response::ok_raw(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        state.metrics.render(sessions, size),
+        state.metrics.render(&facts),
     ))
 }

@@ -433,6 +433,16 @@ impl Store {
         }
     }
 
+    /// Whether writes are accepted: false from a failed write until the database is reopened
+    /// (and while a reopen runs).
+    #[must_use]
+    pub fn writable(&self) -> bool {
+        self.shared
+            .slot
+            .try_read()
+            .is_ok_and(|slot| slot.db.is_some() && !slot.failing)
+    }
+
     /// How many write transactions have committed since the store was opened. A reader that
     /// keeps what it read loads this *before* its read transaction and trusts its copy only
     /// while the value is unchanged.

@@ -275,7 +275,8 @@ async fn writes_resume_after_the_disk_was_full() {
         }
     }
     cmd.env("POSTA_REGISTRATION_ENABLED", "true")
-        .env("POSTA_AUTH_RATE_LIMIT_ENABLED", "false");
+        .env("POSTA_AUTH_RATE_LIMIT_ENABLED", "false")
+        .env("POSTA_METRICS_ENABLED", "true");
     let mut b = Binary::spawn(cmd);
     b.ready().await;
     let c = reqwest::Client::new();
@@ -291,6 +292,25 @@ async fn writes_resume_after_the_disk_was_full() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
+    let writable = || {
+        let (c, url) = (c.clone(), b.url());
+        async move {
+            let text = c
+                .get(format!("{url}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("posta_store_writable "))
+                .unwrap_or_else(|| panic!("{text}"))
+                .to_owned();
+            line.ends_with(" 1")
+        }
+    };
     let fsize = |limit: &str| {
         let out = std::process::Command::new("prlimit")
             .arg(format!("--pid={}", b.child.id()))
@@ -300,6 +320,7 @@ async fn writes_resume_after_the_disk_was_full() {
         assert_ok(&out);
     };
     assert_eq!(register("before@example.com").await.0, 201);
+    assert!(writable().await);
     let me = c
         .post(format!("{}/api/v1/auth/login", b.url()))
         .json(&json!({"email": "before@example.com", "password": PASSWORD}))
@@ -327,6 +348,7 @@ async fn writes_resume_after_the_disk_was_full() {
             "{v}"
         );
     }
+    assert!(!writable().await, "the scrape says writes are refused");
     // Signed-in callers are still answered meanwhile.
     let r = c
         .get(format!("{}/api/v1/users/me", b.url()))
@@ -350,6 +372,7 @@ async fn writes_resume_after_the_disk_was_full() {
     assert_eq!(r.status(), 200);
     let r = c.get(format!("{}/readyz", b.url())).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    assert!(writable().await);
 
     b.signal(15);
     assert!(b.wait_exit(15).await.success());
