@@ -490,11 +490,7 @@ async fn backup(cfg: &Config, file: &std::path::Path) -> Result<(), String> {
     let bytes = snapshot_bytes(cfg, "backup").await?;
     let partial = file.with_extension("partial");
     // Owner-only, as the store itself: a backup holds the same password hashes.
-    store::private_file(&partial)
-        .and_then(|mut f| {
-            f.write_all(&bytes)?;
-            f.sync_all()
-        })
+    store::write_private(&partial, &bytes[..])
         .map_err(|e| format!("{}: {e}", partial.display()))?;
     let users = Store::open_read_only(&partial)
         .map_err(|e| e.to_string())
@@ -530,12 +526,8 @@ fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), Stri
     store::private_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
     let tmp = dest.with_extension("redb.restore");
     // Owner-only whatever the backup file's mode (`fs::copy` would carry it over).
-    let _ = std::fs::remove_file(&tmp);
-    store::private_file(&tmp)
-        .and_then(|mut f| {
-            std::io::copy(&mut std::fs::File::open(file)?, &mut f)?;
-            f.sync_all()
-        })
+    std::fs::File::open(file)
+        .and_then(|from| store::write_private(&tmp, from))
         .map_err(|e| format!("copy: {e}"))?;
     std::fs::rename(&tmp, &dest).map_err(|e| format!("rename: {e}"))?;
     println!(

@@ -115,16 +115,8 @@ const PROBE_BYTES: usize = 64 * 1024;
 /// Whether `dir` takes a write now: a scratch file of [`PROBE_BYTES`] written, synced and
 /// removed.
 fn takes_writes(dir: &Path) -> bool {
-    use std::io::Write;
     let path = dir.join(".posta-write-probe");
-    // One left by a crash.
-    let _ = std::fs::remove_file(&path);
-    let ok = private_file(&path)
-        .and_then(|mut f| {
-            f.write_all(&[0; PROBE_BYTES])?;
-            f.sync_all()
-        })
-        .is_ok();
+    let ok = write_private(&path, &[0; PROBE_BYTES][..]).is_ok();
     let _ = std::fs::remove_file(&path);
     ok
 }
@@ -552,6 +544,18 @@ pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
         o.mode(0o600);
     }
     o.open(path)
+}
+
+/// Write `content` into a new owner-only file at `path` and sync it, replacing a file left
+/// there by an interrupted run (a backup's `.partial`, a restore's copy, the write probe).
+pub fn write_private(path: &Path, mut content: impl std::io::Read) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = private_file(path)?;
+    std::io::copy(&mut content, &mut f)?;
+    f.sync_all()
 }
 
 /// A read-only view of a database file that another process may be writing.
