@@ -371,7 +371,7 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
             let cost = s.cost();
             let pw2 = pw.clone();
             let hash = s
-                .hash_work(move || crate::auth::password::hash(&pw2, cost))
+                .hash_work(move |mem| crate::auth::password::hash_in(mem, &pw2, cost))
                 .await
                 .and_then(|r| r)
                 .map_err(|e| e.to_string())?;

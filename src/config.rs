@@ -53,6 +53,7 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_rate_limit_enabled: bool,
+    pub throttle_ipv6_prefix: u8,
     pub cors_origins: String,
     pub trusted_proxies: String,
     pub info_public: bool,
@@ -92,6 +93,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             auth_rate_limit_enabled: true,
+            throttle_ipv6_prefix: 64,
             cors_origins: String::new(),
             trusted_proxies: String::new(),
             info_public: true,
@@ -275,6 +277,9 @@ impl Config {
         }
         if self.argon2_memory_kib < 8 * self.argon2_parallelism || self.argon2_iterations == 0 {
             return e("argon2_memory_kib/argon2_iterations: invalid argon2 parameters".into());
+        }
+        if !(32..=64).contains(&self.throttle_ipv6_prefix) {
+            return e("throttle_ipv6_prefix: must be between 32 and 64".into());
         }
         if self.password_min_length < 8 {
             return e("password_min_length: must be at least 8".into());

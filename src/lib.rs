@@ -65,6 +65,11 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         .await
         .map_err(|e| RunError::Startup(e.to_string()))??;
     let state = AppState::new(cfg, store, clock).map_err(|e| RunError::Startup(e.to_string()))?;
+    let locked =
+        domain::session::restore_lockouts(&state).map_err(|e| RunError::Startup(e.to_string()))?;
+    if locked > 0 {
+        tracing::info!(accounts = locked, "brute-force lock-outs restored");
+    }
     match domain::user::ensure_first_admin(&state).await {
         Ok(Some(pw)) => {
             eprintln!(

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::auth::crypto::{self, Sealer};
+use crate::auth::hash_pool::HashPool;
 use crate::auth::jwt::JwtKeys;
-use crate::auth::password::Cost;
+use crate::auth::password::{Cost, Scratch};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::api_key::KeyUsage;
@@ -96,7 +97,7 @@ impl AppState {
             dummy_hash,
             two_factor_required: AtomicBool::new(settings.two_factor_required),
             settings: RwLock::new(settings),
-            limiter: Limiter::new(100_000),
+            limiter: Limiter::new(cfg.throttle_ipv6_prefix),
             key_usage: KeyUsage::default(),
             credentials: Default::default(),
             trusted_proxies,
@@ -145,10 +146,11 @@ impl AppState {
         cost(&self.cfg)
     }
 
-    /// Run CPU-heavy work (argon2) on the dedicated hashing threads, one per core.
+    /// Run CPU-heavy work (argon2) on the dedicated hashing threads, one per core, with the
+    /// thread's argon2 working memory.
     pub async fn hash_work<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut Scratch) -> T + Send + 'static,
     ) -> Result<T> {
         self.hash_pool.run(f).await
     }
@@ -193,69 +195,4 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     }
     std::fs::rename(&tmp, path).map_err(io)?;
     Ok(key)
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed set of threads for password hashing. Bounding the threads (not just the
-/// concurrency) bounds memory too: each argon2 run allocates `m` KiB, and the allocator keeps
-/// per-thread arenas, so a few long-lived threads hold far less than many short-lived ones.
-pub struct HashPool {
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
-}
-
-impl HashPool {
-    /// Start `threads` hashing threads.
-    #[must_use]
-    pub fn new(threads: usize) -> Self {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = Arc::new(std::sync::Mutex::new(rx));
-        for i in 0..threads.max(1) {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("posta-hash-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(r) => r.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            // A panicking job must not take the thread with it.
-                            Ok(job) => {
-                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                            }
-                            Err(_) => return, // pool dropped
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a hashing thread");
-            }
-        }
-        Self {
-            tx: std::sync::Mutex::new(tx),
-        }
-    }
-
-    /// Run `f` on a hashing thread and await its result.
-    pub async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T> {
-        let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = done.send(f());
-        });
-        let sent = match self.tx.lock() {
-            Ok(tx) => tx.send(job).is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
-            return Err(Error::Unavailable);
-        }
-        result
-            .await
-            .map_err(|_| Error::Internal("hashing thread failed".into()))
-    }
 }

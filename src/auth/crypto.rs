@@ -13,7 +13,14 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|e| Error::Internal(format!("os random: {e}")))
 }
 
-/// `n` random bytes.
+/// SHA-256 of `data`.
+#[must_use]
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    Sha256::digest(data).into()
+}
+
+/// `N` bytes from the operating system's random source.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     let mut b = [0u8; N];
     fill_random(&mut b)?;

@@ -5,6 +5,7 @@
 
 pub mod api_key;
 pub mod crypto;
+pub mod hash_pool;
 pub mod jwt;
 pub mod oidc;
 pub mod password;

@@ -153,7 +153,8 @@ pub async fn disable(
     client: &ClientInfo,
 ) -> Result<()> {
     let now = state.now();
-    super::session::check_proof(state, &caller.user.email, client, now)?;
+    let attempt =
+        super::session::reserve_proof(state, &caller.user.email, client, false, now).await?;
     let (st, cl, code, uid) = (
         state.clone(),
         client.clone(),
@@ -180,10 +181,12 @@ pub async fn disable(
         })
         .await?;
     if ok {
+        super::session::settle_success(attempt);
         Ok(())
     } else {
         super::session::proof_failed(
             state,
+            attempt,
             "2fa.disable_failure",
             Some(uid),
             &caller.user.email,

@@ -26,6 +26,9 @@ pub struct ClientInfo {
     pub ip: IpAddr,
     /// User agent, truncated.
     pub user_agent: String,
+    /// SHA-256 of the browser's device id (sign-in requests only): a browser that signed in
+    /// to an account before is exempt from that account's brute-force ceiling.
+    pub device: Option<[u8; 32]>,
 }
 
 /// How the caller authenticated.

@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
 use super::credential_cache::{Grant, Verified};
-use super::throttle::Limits;
+use super::throttle::{Attempt, Limits};
 use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
 
 /// A successful sign-in.
@@ -84,6 +84,9 @@ pub fn complete_sign_in(
 ) -> Result<SignedIn> {
     u.last_login_at = Some(now);
     store::user::update(tx, &u)?;
+    if let Some(d) = &client.device {
+        store::throttle::remember_device(tx, u.id, d, now)?;
+    }
     let (token, expires_at) = open_session(state, tx, &u, client, now)?;
     let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(client));
     ev.email = Some(&u.email);
@@ -108,11 +111,19 @@ pub async fn login(
     let now = state.now();
     // Malformed emails still go through the same path and cost, keyed on the raw text.
     let account = user::canonical_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-    check_proof(state, &account, client, now)?;
     if pw.len() > password::MAX_PASSWORD_BYTES {
         return Err(Error::InvalidCredentials);
     }
-    let found = state.store.read(|tx| store::user::by_email(tx, &account))?;
+    let (found, owner) = state.store.read(|tx| {
+        let found = store::user::by_email(tx, &account)?;
+        let owner = match (&found, &client.device) {
+            (Some(u), Some(d)) => store::throttle::device_known(tx, u.id, d)?,
+            _ => false,
+        };
+        Ok((found, owner))
+    })?;
+    // The slot is taken before argon2 runs: parallel guesses cannot outrun the count.
+    let attempt = reserve_proof(state, &account, client, owner, now).await?;
     // SECURITY: unknown emails and password-less accounts verify against a dummy hash, so
     // every failure costs one argon2 verification and returns the same body.
     let hash = found
@@ -121,10 +132,10 @@ pub async fn login(
         .unwrap_or_else(|| state.dummy_hash.clone());
     let (pw_owned, cost) = (pw.to_owned(), state.cost());
     let (ok, rehash) = state
-        .hash_work(move || {
-            let ok = password::verify(&hash, &pw_owned);
+        .hash_work(move |mem| {
+            let ok = password::verify_in(mem, &hash, &pw_owned);
             let rehash = (ok && password::needs_rehash(&hash, cost))
-                .then(|| password::hash(&pw_owned, cost).ok())
+                .then(|| password::hash_in(mem, &pw_owned, cost).ok())
                 .flatten();
             (ok, rehash)
         })
@@ -137,10 +148,14 @@ pub async fn login(
             } else {
                 "unknown email"
             };
-            return Err(fail(state, &account, other.map(|u| u.id), reason, client, now).await);
+            let subject = other.map(|u| u.id);
+            return Err(fail(state, attempt, &account, subject, reason, client, now).await);
         }
     };
     if !u.active {
+        if let Some(a) = attempt {
+            a.passed();
+        }
         record(
             state,
             "login.failure",
@@ -148,12 +163,17 @@ pub async fn login(
             &account,
             "account disabled",
             client,
+            None,
             now,
         )
         .await?;
         return Err(Error::Forbidden("account disabled".into()));
     }
     if u.totp.is_some() && code.is_none_or(|c| c.trim().is_empty()) {
+        // The password was right: the slot goes back, the code step takes its own.
+        if let Some(a) = attempt {
+            a.passed();
+        }
         return Err(Error::TwoFactorRequired);
     }
     let setup_required = state.settings().two_factor_required && u.totp.is_none();
@@ -177,19 +197,12 @@ pub async fn login(
         .await?;
     match res {
         Ok(s) => {
-            state.limiter.login_succeeded(&account, client.ip);
+            settle_success(attempt);
             Ok(s)
         }
         Err(()) => {
-            let e = fail(
-                state,
-                &account,
-                Some(id),
-                "invalid two-factor code",
-                client,
-                now,
-            )
-            .await;
+            let reason = "invalid two-factor code";
+            let e = fail(state, attempt, &account, Some(id), reason, client, now).await;
             Err(if matches!(e, Error::InvalidCredentials) {
                 Error::InvalidTwoFactorCode
             } else {
@@ -201,6 +214,7 @@ pub async fn login(
 
 async fn fail(
     state: &AppState,
+    attempt: Option<Attempt<'_>>,
     account: &str,
     subject: Option<Uuid>,
     reason: &str,
@@ -209,6 +223,7 @@ async fn fail(
 ) -> Error {
     let counted = proof_failed(
         state,
+        attempt,
         "login.failure",
         subject,
         account,
@@ -222,28 +237,42 @@ async fn fail(
     }
 }
 
-/// Refuse a proof of identity for `account` from the client's address while it is throttled:
-/// a login, and a signed-in caller proving who it is again (its current password to change
-/// it, a 2FA code to turn 2FA off), on the same counters. Otherwise a stolen session would be
-/// an unthrottled oracle for guessing the password or the code.
-pub(super) fn check_proof(
-    state: &AppState,
+/// Reserve a proof of identity for `account` from the client's address, before it is
+/// checked: a login, and a signed-in caller proving who it is again (its current password to
+/// change it, a 2FA code to turn 2FA off), on the same counters. Otherwise a stolen session
+/// would be an unthrottled oracle for guessing the password or the code. `None` when
+/// throttling is off. `owner`: the client is a browser that signed in to this account before.
+pub(super) async fn reserve_proof<'s>(
+    state: &'s AppState,
     account: &str,
     client: &ClientInfo,
+    owner: bool,
     now: i64,
-) -> Result<()> {
-    if let Some(l) = limits(state) {
-        state
-            .limiter
-            .check_login(account, client.ip, l, now)
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    }
-    Ok(())
+) -> Result<Option<Attempt<'s>>> {
+    let Some(l) = limits(state) else {
+        return Ok(None);
+    };
+    state
+        .limiter
+        .reserve(account, client.ip, owner, l, now)
+        .await
+        .map(Some)
+        .map_err(|retry_after| Error::RateLimited { retry_after })
 }
 
-/// Count a wrong proof as a failed login, and audit it as `kind`.
+/// The proof was right: its slot goes back.
+pub(super) fn settle_success(attempt: Option<Attempt<'_>>) {
+    if let Some(a) = attempt {
+        a.succeeded();
+    }
+}
+
+/// Settle a wrong proof as a failure (the slot stays taken), and audit it as `kind`; an
+/// account that reached its ceiling is persisted in the same transaction.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn proof_failed(
     state: &AppState,
+    attempt: Option<Attempt<'_>>,
     kind: &'static str,
     subject: Option<Uuid>,
     account: &str,
@@ -251,12 +280,11 @@ pub(super) async fn proof_failed(
     client: &ClientInfo,
     now: i64,
 ) -> Result<()> {
-    if let Some(l) = limits(state) {
-        state.limiter.login_failed(account, client.ip, l, now);
-    }
-    record(state, kind, subject, account, reason, client, now).await
+    let lockout = attempt.and_then(Attempt::failed);
+    record(state, kind, subject, account, reason, client, lockout, now).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn record(
     state: &AppState,
     kind: &'static str,
@@ -264,6 +292,7 @@ async fn record(
     email: &str,
     reason: &str,
     client: &ClientInfo,
+    lockout: Option<(i64, u32)>,
     now: i64,
 ) -> Result<()> {
     let (st, cl, email, reason) = (
@@ -272,15 +301,38 @@ async fn record(
         email.to_owned(),
         reason.to_owned(),
     );
+    let window = limits(state).map_or(0, |l| l.window);
     state
         .store
         .write(move |tx| {
+            if let Some((start, count)) = lockout {
+                store::throttle::put_lockout(tx, &email, start, count, window, now)?;
+            }
             let mut ev = audit::event(kind, subject, subject, Some(&cl));
             ev.email = Some(&email);
             ev.detail = reason;
             ev.record(&st, tx, now)
         })
         .await
+}
+
+/// Load the accounts persisted over their ceiling into the limiter (at start-up).
+pub fn restore_lockouts(state: &AppState) -> Result<usize> {
+    let Some(l) = limits(state) else {
+        return Ok(0);
+    };
+    let now = state.now();
+    let rows = state.store.read(store::throttle::lockouts)?;
+    let mut n = 0;
+    for (account, start, count) in rows {
+        if start + l.window > now {
+            state
+                .limiter
+                .restore_account(&account, start, count, l, now);
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// `POST /auth/register`.
@@ -295,13 +347,7 @@ pub async fn register(
         return Err(Error::Forbidden("registration is disabled".into()));
     }
     let now = state.now();
-    if let Some(l) = limits(state) {
-        state
-            .limiter
-            .register_attempt(client.ip, l, now)
-            .map_err(|retry_after| Error::RateLimited { retry_after })?;
-    }
-    let canonical = user::canonical_email(email)?;
+    let (name, canonical) = user::validate_new(state, name, email, pw)?;
     let allowed = state.settings().allowed_signup_domains;
     let domain = canonical
         .rsplit_once('@')
@@ -312,7 +358,15 @@ pub async fn register(
             "registration is not open to this email domain".into(),
         ));
     }
-    let n = user::prepare(state, name, &canonical, pw, Role::User).await?;
+    // Counted once the input is valid (bad input costs nothing and touches no counter), and
+    // before argon2 runs.
+    if let Some(l) = limits(state) {
+        state
+            .limiter
+            .register_attempt(client.ip, l, now)
+            .map_err(|retry_after| Error::RateLimited { retry_after })?;
+    }
+    let n = user::hash_new(state, name, canonical, pw, Role::User).await?;
     let u = user::new_record(n, now);
     let setup_required = state.settings().two_factor_required;
     let (st, cl) = (state.clone(), client.clone());

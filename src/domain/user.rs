@@ -82,12 +82,36 @@ pub async fn prepare(
     password: &str,
     role: Role,
 ) -> Result<NewUser> {
+    let (name, email) = validate_new(state, name, email, password)?;
+    hash_new(state, name, email, password, role).await
+}
+
+/// Validate name, email and password policy: `(name, canonical email)`.
+pub fn validate_new(
+    state: &AppState,
+    name: &str,
+    email: &str,
+    password: &str,
+) -> Result<(String, String)> {
     let name = valid_name(name)?;
     let email = canonical_email(email)?;
     password::check_policy(password, state.cfg.password_min_length, &email, &name)?;
+    Ok((name, email))
+}
+
+/// Hash the password of validated input (off the runtime).
+pub async fn hash_new(
+    state: &AppState,
+    name: String,
+    email: String,
+    password: &str,
+    role: Role,
+) -> Result<NewUser> {
     let cost = state.cost();
     let pw = password.to_owned();
-    let password_hash = state.hash_work(move || password::hash(&pw, cost)).await??;
+    let password_hash = state
+        .hash_work(move |mem| password::hash_in(mem, &pw, cost))
+        .await??;
     Ok(NewUser {
         name,
         email,
@@ -133,15 +157,17 @@ pub async fn change_password(
     let u = &caller.user;
     password::check_policy(new, state.cfg.password_min_length, &u.email, &u.name)?;
     let now = state.now();
-    super::session::check_proof(state, &u.email, client, now)?;
+    let attempt = super::session::reserve_proof(state, &u.email, client, false, now).await?;
     let stored = u.password_hash.clone();
     let (cur, next, cost) = (current.to_owned(), new.to_owned(), state.cost());
     // An SSO-only account has no current password; it may set one only through the admin.
     let ok_and_hash = state
-        .hash_work(move || {
-            let ok = stored.as_deref().is_some_and(|h| password::verify(h, &cur));
+        .hash_work(move |mem| {
+            let ok = stored
+                .as_deref()
+                .is_some_and(|h| password::verify_in(mem, h, &cur));
             if ok {
-                password::hash(&next, cost).map(Some)
+                password::hash_in(mem, &next, cost).map(Some)
             } else {
                 Ok(None)
             }
@@ -150,6 +176,7 @@ pub async fn change_password(
     let Some(hash) = ok_and_hash else {
         super::session::proof_failed(
             state,
+            attempt,
             "password.change_failure",
             Some(u.id),
             &u.email,
@@ -160,6 +187,7 @@ pub async fn change_password(
         .await?;
         return Err(Error::invalid("current_password", "is incorrect"));
     };
+    super::session::settle_success(attempt);
     let (id, keep, st, client) = (u.id, caller.session_id(), state.clone(), client.clone());
     state
         .store

@@ -92,6 +92,7 @@ pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Re
     match route {
         Route::Login => {
             let b: LoginRequest = req.json().await?;
+            let new_device = super::cookie::device(state, req)?;
             let s = session::login(
                 state,
                 &b.email,
@@ -100,12 +101,21 @@ pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Re
                 &req.client,
             )
             .await?;
-            Ok(signed_in(state, StatusCode::OK, &s))
+            let mut r = signed_in(state, StatusCode::OK, &s);
+            if let Some(c) = new_device {
+                response::set_cookie(&mut r, &c);
+            }
+            Ok(r)
         }
         Route::Register => {
             let b: RegisterRequest = req.json().await?;
+            let new_device = super::cookie::device(state, req)?;
             let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
-            Ok(signed_in(state, StatusCode::CREATED, &s))
+            let mut r = signed_in(state, StatusCode::CREATED, &s);
+            if let Some(c) = new_device {
+                response::set_cookie(&mut r, &c);
+            }
+            Ok(r)
         }
         _ => Err(Error::Unauthorized),
     }

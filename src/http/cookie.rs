@@ -55,6 +55,52 @@ pub fn scoped(state: &AppState, name: &str, value: &str, path: &str, max_age: i6
     )
 }
 
+/// Name of the device cookie: `__Host-` under HTTPS (no sibling host can plant or scope it),
+/// the plain name over HTTP, where browsers refuse that prefix.
+#[must_use]
+pub fn device_name(state: &AppState) -> &'static str {
+    if secure(state).is_empty() {
+        "posta_device"
+    } else {
+        "__Host-posta_device"
+    }
+}
+
+/// How long a browser keeps its device id: 400 days, the most browsers allow.
+const DEVICE_MAX_AGE: i64 = 400 * 24 * 3600;
+
+/// Give a sign-in request its device: the hash of the browser's device id from its cookie, or
+/// of a fresh one. Returns the `Set-Cookie` value to send when the id is fresh.
+pub fn device(state: &AppState, req: &mut Req) -> Result<Option<String>> {
+    let name = device_name(state);
+    let sent = req
+        .cookie(name)
+        .filter(|v| {
+            v.len() == 43
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned);
+    let (id, fresh) = match sent {
+        Some(id) => (id, false),
+        None => {
+            use base64::Engine as _;
+            let raw = crate::auth::crypto::random_bytes::<32>()?;
+            (
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw),
+                true,
+            )
+        }
+    };
+    req.client.device = Some(crate::auth::crypto::sha256(id.as_bytes()));
+    Ok(fresh.then(|| {
+        format!(
+            "{name}={id}; Path=/; Max-Age={DEVICE_MAX_AGE}; HttpOnly; SameSite=Lax{}",
+            secure(state)
+        )
+    }))
+}
+
 /// The credential of a request: the bearer token, else the session cookie under the CSRF rules.
 /// Borrowed from the request, as bytes: authenticating copies nothing and scans nothing
 /// before the cache lookup.

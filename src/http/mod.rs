@@ -240,6 +240,7 @@ fn route(
     let mut client = ClientInfo {
         ip: request::client_ip(peer, req.headers(), &state.trusted_proxies),
         user_agent: String::new(),
+        device: None,
     };
     if let Some(page) = pages::serve(state, &req, &client) {
         *route_name = "dashboard";

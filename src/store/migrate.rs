@@ -6,9 +6,9 @@ use std::path::Path;
 use redb::ReadableTable;
 
 use super::tables::{
-    ADMINS, API_KEY_IDS, API_KEYS, EVENTS, META, OAUTH_LINKS, OAUTH_PROVIDER_SLUGS,
-    OAUTH_PROVIDERS, OAUTH_STATES, SESSIONS, USER_API_KEYS, USER_OAUTH_LINKS, USER_SESSIONS, USERS,
-    USERS_BY_EMAIL,
+    ADMINS, API_KEY_IDS, API_KEYS, DEVICES, EVENTS, LOCKOUTS, META, OAUTH_LINKS,
+    OAUTH_PROVIDER_SLUGS, OAUTH_PROVIDERS, OAUTH_STATES, SESSIONS, USER_API_KEYS, USER_OAUTH_LINKS,
+    USER_SESSIONS, USERS, USERS_BY_EMAIL,
 };
 use super::{OpenError, Store, meta};
 use crate::error::{Error, Result};
@@ -80,12 +80,18 @@ fn has_any_table(tx: &redb::ReadTransaction) -> Result<bool> {
 macro_rules! copy_tables {
     ($src:expr, $dst:expr, $($t:expr),*) => {{
         $(
-            if let Ok(from) = $src.open_table($t) {
-                let mut to = $dst.open_table($t)?;
-                for row in from.iter()? {
-                    let (k, v) = row?;
-                    to.insert(k.value(), v.value())?;
+            // A table the source never created is skipped; any other failure to read one
+            // fails the copy, so an incomplete backup is never reported as a good one.
+            match $src.open_table($t) {
+                Ok(from) => {
+                    let mut to = $dst.open_table($t)?;
+                    for row in from.iter()? {
+                        let (k, v) = row?;
+                        to.insert(k.value(), v.value())?;
+                    }
                 }
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
             }
         )*
     }};
@@ -120,7 +126,9 @@ pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
             OAUTH_LINKS,
             USER_OAUTH_LINKS,
             OAUTH_STATES,
-            ADMINS
+            ADMINS,
+            DEVICES,
+            LOCKOUTS
         );
         dst.commit()?;
     }

@@ -17,6 +17,7 @@ mod migrate;
 pub mod oauth;
 pub mod session;
 pub mod tables;
+pub mod throttle;
 pub mod user;
 
 use std::path::{Path, PathBuf};

@@ -41,3 +41,10 @@ pub const OAUTH_STATES: TableDefinition<'_, &str, &[u8]> = TableDefinition::new(
 /// `user id → ()` for every user whose role is admin (schema v2): first-admin and last-admin
 /// checks without scanning all users.
 pub const ADMINS: TableDefinition<'_, u128, ()> = TableDefinition::new("admins_v1");
+/// `(user id, SHA-256(device id)) → last sign-in (Unix seconds)`: browsers that signed in to
+/// an account before, exempt from its brute-force ceiling (schema v2, added without a
+/// migration: an absent table reads as empty).
+pub const DEVICES: TableDefinition<'_, (u128, [u8; 32]), i64> = TableDefinition::new("devices_v1");
+/// `account (canonical email as typed) → (window start, failures)`: accounts over their
+/// brute-force ceiling, so that a restart does not reset them.
+pub const LOCKOUTS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("lockouts_v1");
