@@ -12,3 +12,4 @@ mod ops;
 mod packaging;
 mod skeleton;
 mod sso;
+mod throttle;

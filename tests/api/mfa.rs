@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-async fn enrol(s: &TestServer, token: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(s: &TestServer, token: &str) -> (String, Vec<String>) {
     let (st, v) = s
         .req(
             Method::POST,
@@ -34,7 +34,7 @@ async fn enrol(s: &TestServer, token: &str) -> (String, Vec<String>) {
     (secret, codes)
 }
 
-trait Now {
+pub(crate) trait Now {
     fn clock_now(&self) -> i64;
 }
 impl Now for TestServer {
