@@ -128,8 +128,12 @@ pub fn main() -> ExitCode {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    // Store writes are what runs on the blocking pool, and redb takes one writer at a time: a
+    // few threads keep it busy. Without a cap a login storm started hundreds, each leaving
+    // a malloc arena behind (BENCHMARKS.md, memory).
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(8)
         .build()
     {
         Ok(rt) => rt,

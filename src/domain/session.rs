@@ -307,6 +307,10 @@ async fn record(
         .write(move |tx| {
             if let Some((start, count)) = lockout {
                 store::throttle::put_lockout(tx, &email, start, count, window, now)?;
+                let mut ev = audit::event("login.locked", subject, subject, Some(&cl));
+                ev.email = Some(&email);
+                ev.detail = format!("{count} failures since {}", crate::clock::rfc3339(start));
+                ev.record(&st, tx, now)?;
             }
             let mut ev = audit::event(kind, subject, subject, Some(&cl));
             ev.email = Some(&email);
@@ -374,6 +378,9 @@ pub async fn register(
         .store
         .write(move |tx| {
             store::user::insert(tx, &u)?;
+            if let Some(d) = &cl.device {
+                store::throttle::remember_device(tx, u.id, d, now)?;
+            }
             let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
             let mut ev = audit::event("user.registered", Some(u.id), Some(u.id), Some(&cl));
             ev.email = Some(&u.email);

@@ -290,6 +290,8 @@ async fn the_owners_browser_signs_in_during_a_distributed_attack() {
         200,
         "the owner's browser from a new address"
     );
+    // Reaching the ceiling is audited once, at the failure that reached it.
+    assert_eq!(audited(&s, "login.locked").await, 1);
 }
 
 /// Requests from many source addresses, each on its own connection: `n` raw HTTP/1.1
