@@ -53,6 +53,17 @@ async fn parallel(
     out
 }
 
+/// `n` six-digit codes, none of them valid now (nor in the neighbouring steps).
+fn wrong_codes(s: &TestServer, secret: &str, n: usize) -> Vec<String> {
+    let now = s.clock_now();
+    let near: Vec<String> = [-30, 0, 30].iter().map(|d| totp(secret, now + d)).collect();
+    (0..)
+        .map(|k: u32| format!("{:06}", (k * 7919) % 1_000_000))
+        .filter(|g| !near.contains(g))
+        .take(n)
+        .collect()
+}
+
 fn count(statuses: &[StatusCode], code: u16) -> usize {
     statuses.iter().filter(|s| s.as_u16() == code).count()
 }
@@ -126,16 +137,7 @@ async fn parallel_wrong_totp_codes_after_the_right_password_cannot_outrun_the_li
     let s = slow_hashing().await;
     let (t, _) = s.register("Tia", "tia@example.com").await;
     let (secret, _) = enrol(&s, &t).await;
-    let now = s.clock_now();
-    let near: Vec<String> = [-30, 0, 30]
-        .iter()
-        .map(|d| totp(&secret, now + d))
-        .collect();
-    let guesses: Vec<String> = (0..)
-        .map(|n: u32| format!("{:06}", (n * 7919) % 1_000_000))
-        .filter(|g| !near.contains(g))
-        .take(200)
-        .collect();
+    let guesses = wrong_codes(&s, &secret, 200);
     let url = format!("{}/api/v1/auth/login", s.url);
     let health = format!("{}/api/v1/healthz", s.url);
     let c = clients(200);
@@ -192,16 +194,7 @@ async fn parallel_wrong_codes_on_2fa_disable_cannot_outrun_the_limit() {
     let c = clients(200);
     let (t, _) = s.register("Dee", "dee@example.com").await;
     let (secret, _) = enrol(&s, &t).await;
-    let now = s.clock_now();
-    let near: Vec<String> = [-30, 0, 30]
-        .iter()
-        .map(|d| totp(&secret, now + d))
-        .collect();
-    let guesses: Vec<String> = (0..)
-        .map(|n: u32| format!("{:06}", (n * 104_729) % 1_000_000))
-        .filter(|g| !near.contains(g))
-        .take(200)
-        .collect();
+    let guesses = wrong_codes(&s, &secret, 200);
     let url = format!("{}/api/v1/users/me/2fa/disable", s.url);
     let statuses = parallel(
         200,
