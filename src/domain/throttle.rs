@@ -333,10 +333,15 @@ impl Attempt<'_> {
         }
         t.accounts.settle(self.account, success);
         let at_ceiling = if success {
+            t.pairs.settle(self.pair, true);
             if let (Outcome::Success, Slot::Key(k)) = (outcome, self.pair) {
-                t.pairs.map.remove(&k);
-            } else {
-                t.pairs.settle(self.pair, true);
+                // Cleared, except for the attempts still in flight: they keep their slots.
+                match t.pairs.map.get_mut(&k) {
+                    Some(c) if c.in_flight > 0 => c.count = c.in_flight,
+                    _ => {
+                        t.pairs.map.remove(&k);
+                    }
+                }
             }
             None
         } else {
@@ -630,6 +635,21 @@ mod tests {
     }
 
     #[test]
+    fn a_success_does_not_clear_the_slots_of_attempts_still_in_flight() {
+        let l = Limiter::new(64);
+        let a = ip("10.0.0.1");
+        let _ = l.try_reserve("a", a, false, L, 100).unwrap().failed();
+        let right = l.try_reserve("a", a, false, L, 100).unwrap();
+        let wrong = l.try_reserve("a", a, false, L, 100).unwrap();
+        right.succeeded();
+        // The earlier failure is cleared; the guess still being verified is not.
+        let _ = wrong.failed();
+        let _ = l.try_reserve("a", a, false, L, 100).unwrap().failed();
+        let _ = l.try_reserve("a", a, false, L, 100).unwrap().failed();
+        assert!(l.try_reserve("a", a, false, L, 100).is_err());
+    }
+
+    #[test]
     fn an_unsettled_attempt_counts_as_a_failure() {
         let l = Limiter::new(64);
         for _ in 0..3 {
@@ -638,16 +658,24 @@ mod tests {
         assert!(l.try_reserve("a", ip("10.0.0.1"), false, L, 100).is_err());
     }
 
+    /// Limits that are never reached: only the in-flight bound refuses.
+    const BIG: Limits = Limits {
+        count: 1000,
+        window: 60,
+    };
+
+    /// Every in-flight turn of account "a" taken, from as many addresses.
+    fn busy_account(l: &Limiter) -> Vec<Attempt<'_>> {
+        (0..IN_FLIGHT)
+            .map(|i| l.try_reserve("a", v4(i), false, BIG, 100).unwrap())
+            .collect()
+    }
+
     #[test]
     fn in_flight_is_bounded_per_account_and_per_address() {
         let l = Limiter::new(64);
-        let big = Limits {
-            count: 1000,
-            window: 60,
-        };
-        let held: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| l.try_reserve("a", v4(i), false, big, 100).unwrap())
-            .collect();
+        let big = BIG;
+        let held = busy_account(&l);
         assert_eq!(
             l.try_reserve("a", v4(99), false, big, 100).err(),
             Some(Refused::Busy),
@@ -672,13 +700,8 @@ mod tests {
     #[tokio::test]
     async fn a_busy_attempt_waits_for_a_turn() {
         let l = std::sync::Arc::new(Limiter::new(64));
-        let big = Limits {
-            count: 1000,
-            window: 60,
-        };
-        let held: Vec<_> = (0..IN_FLIGHT)
-            .map(|i| l.try_reserve("a", v4(i), false, big, 100).unwrap())
-            .collect();
+        let big = BIG;
+        let held = busy_account(&l);
         let l2 = l.clone();
         let waiter = tokio::spawn(async move {
             l2.reserve("a", v4(99), false, big, 100)

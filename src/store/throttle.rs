@@ -80,3 +80,34 @@ pub fn lockouts(tx: &impl Tx) -> Result<Vec<(String, i64, u32)>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[test]
+    fn devices_are_bounded_per_account_and_forgotten_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("posta.redb")).unwrap();
+        let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
+        let device = |i: u8| [i; 32];
+        store
+            .write_blocking(|tx| {
+                for i in 0..40u8 {
+                    remember_device(tx, alice, &device(i), i64::from(i))?;
+                }
+                remember_device(tx, bob, &device(0), 0)
+            })
+            .unwrap();
+        let known = |u: Uuid, i: u8| store.read(|tx| device_known(tx, u, &device(i))).unwrap();
+        assert!(!known(alice, 7), "the least recently used went first");
+        assert!(known(alice, 8) && known(alice, 39));
+        assert!(!known(bob, 1) && known(bob, 0), "per account");
+        store
+            .write_blocking(|tx| forget_devices(tx, alice))
+            .unwrap();
+        assert!((0..40).all(|i| !known(alice, i)));
+        assert!(known(bob, 0), "another account's devices stay");
+    }
+}

@@ -78,9 +78,15 @@ async fn slow_hashing() -> TestServer {
     .await
 }
 
-/// One client per request: each has its own connection.
-fn clients(n: usize) -> Vec<reqwest::Client> {
-    (0..n).map(|_| reqwest::Client::new()).collect()
+/// [`parallel`] with one client, so one connection, per request.
+async fn on_own_connections(
+    s: &TestServer,
+    n: usize,
+    make: impl Fn(&reqwest::Client, usize) -> reqwest::RequestBuilder,
+) -> Vec<StatusCode> {
+    let health = format!("{}/api/v1/healthz", s.url);
+    let c: Vec<_> = (0..n).map(|_| reqwest::Client::new()).collect();
+    parallel(n, |i| c[i].get(&health), |i| make(&c[i], i)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,16 +94,10 @@ async fn parallel_wrong_passwords_cannot_outrun_the_limit() {
     let s = slow_hashing().await;
     s.register("Vic", "vic@example.com").await;
     let url = format!("{}/api/v1/auth/login", s.url);
-    let health = format!("{}/api/v1/healthz", s.url);
-    let c = clients(500);
-    let statuses = parallel(
-        500,
-        |i| c[i].get(&health),
-        |i| {
-            c[i].post(&url)
-                .json(&json!({"email": "vic@example.com", "password": format!("wrong-guess-{i}")}))
-        },
-    )
+    let statuses = on_own_connections(&s, 500, |c, i| {
+        c.post(&url)
+            .json(&json!({"email": "vic@example.com", "password": format!("wrong-guess-{i}")}))
+    })
     .await;
     assert_eq!(count(&statuses, 401), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 490);
@@ -139,17 +139,11 @@ async fn parallel_wrong_totp_codes_after_the_right_password_cannot_outrun_the_li
     let (secret, _) = enrol(&s, &t).await;
     let guesses = wrong_codes(&s, &secret, 200);
     let url = format!("{}/api/v1/auth/login", s.url);
-    let health = format!("{}/api/v1/healthz", s.url);
-    let c = clients(200);
-    let statuses = parallel(
-        200,
-        |i| c[i].get(&health),
-        |i| {
-            c[i].post(&url).json(&json!({
-                "email": "tia@example.com", "password": PASSWORD, "two_factor_code": guesses[i]
-            }))
-        },
-    )
+    let statuses = on_own_connections(&s, 200, |c, i| {
+        c.post(&url).json(&json!({
+            "email": "tia@example.com", "password": PASSWORD, "two_factor_code": guesses[i]
+        }))
+    })
     .await;
     assert_eq!(count(&statuses, 401), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 190);
@@ -170,17 +164,11 @@ async fn parallel_wrong_current_passwords_cannot_outrun_the_limit() {
     let s = slow_hashing().await;
     let (t, _) = s.register("Gus", "gus@example.com").await;
     let url = format!("{}/api/v1/users/me/password", s.url);
-    let health = format!("{}/api/v1/healthz", s.url);
-    let c = clients(200);
-    let statuses = parallel(
-        200,
-        |i| c[i].get(&health),
-        |i| {
-            c[i].put(&url).bearer_auth(&t).json(&json!({
+    let statuses = on_own_connections(&s, 200, |c, i| {
+        c.put(&url).bearer_auth(&t).json(&json!({
             "current_password": format!("guess-number-{i}"), "new_password": "new-horse-staple-99"
         }))
-        },
-    )
+    })
     .await;
     assert_eq!(count(&statuses, 400), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 190);
@@ -190,21 +178,15 @@ async fn parallel_wrong_current_passwords_cannot_outrun_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_codes_on_2fa_disable_cannot_outrun_the_limit() {
     let s = slow_hashing().await;
-    let health = format!("{}/api/v1/healthz", s.url);
-    let c = clients(200);
     let (t, _) = s.register("Dee", "dee@example.com").await;
     let (secret, _) = enrol(&s, &t).await;
     let guesses = wrong_codes(&s, &secret, 200);
     let url = format!("{}/api/v1/users/me/2fa/disable", s.url);
-    let statuses = parallel(
-        200,
-        |i| c[i].get(&health),
-        |i| {
-            c[i].post(&url)
-                .bearer_auth(&t)
-                .json(&json!({"code": guesses[i]}))
-        },
-    )
+    let statuses = on_own_connections(&s, 200, |c, i| {
+        c.post(&url)
+            .bearer_auth(&t)
+            .json(&json!({"code": guesses[i]}))
+    })
     .await;
     assert_eq!(count(&statuses, 401), 10, "{statuses:?}");
     assert_eq!(count(&statuses, 429), 190);
