@@ -1,14 +1,13 @@
 //! The domain's data types: users, sessions, API keys, audit events, settings.
 //!
 //! Plain data shared by `domain` (which applies rules) and `store` (which persists them through
-//! versioned records). No I/O here.
+//! its own versioned record types, `store::records`). No I/O and no serialisation here: a field
+//! added to one of these types changes nothing on disk until a new record version says so.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Access level of an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Own account and own keys.
     User,
@@ -37,7 +36,7 @@ impl Role {
 }
 
 /// An enrolled TOTP factor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Totp {
     /// The shared secret, sealed with the encryption key.
     pub secret_sealed: Vec<u8>,
@@ -48,7 +47,7 @@ pub struct Totp {
 }
 
 /// An account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     /// Stable identifier.
     pub id: Uuid,
@@ -101,7 +100,7 @@ impl User {
 }
 
 /// A signed-in browser or client: the `jti` of a JWT.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     /// The JWT's `jti`.
     pub id: Uuid,
@@ -118,7 +117,7 @@ pub struct Session {
 }
 
 /// A programmatic credential.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
     /// Identifier used by the management API.
     pub id: Uuid,
@@ -145,7 +144,7 @@ pub struct ApiKey {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Monotonic sequence number.
     pub id: u64,
@@ -166,7 +165,7 @@ pub struct Event {
 }
 
 /// Platform settings editable by admins.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Password self-registration allowed (the config can force it off).
     pub registration_enabled: bool,
@@ -193,8 +192,7 @@ impl Default for Settings {
 }
 
 /// Kind of identity provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
     /// Google (endpoints filled in).
     Google,
@@ -214,7 +212,7 @@ impl ProviderKind {
 }
 
 /// An identity provider configured by an admin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OauthProvider {
     /// Identifier.
     pub id: Uuid,
@@ -251,7 +249,7 @@ pub struct OauthProvider {
 }
 
 /// A user's link to an identity-provider account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OauthLink {
     /// Provider.
     pub provider_id: Uuid,
@@ -268,7 +266,7 @@ pub struct OauthLink {
 }
 
 /// A pending authorization: what the callback needs to finish it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OauthState {
     /// Provider the flow was started for.
     pub provider_id: Uuid,

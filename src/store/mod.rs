@@ -15,6 +15,7 @@ pub mod codec;
 pub mod meta;
 mod migrate;
 pub mod oauth;
+pub mod records;
 pub mod session;
 pub mod tables;
 pub mod throttle;

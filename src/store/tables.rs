@@ -48,3 +48,27 @@ pub const DEVICES: TableDefinition<'_, (u128, [u8; 32]), i64> = TableDefinition:
 /// `account (canonical email as typed) → (window start, failures)`: accounts over their
 /// brute-force ceiling, so that a restart does not reset them.
 pub const LOCKOUTS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("lockouts_v1");
+
+/// Calls `$m!($($arg,)* TABLE, TABLE, …)` with every table above: the one list that backup,
+/// restore and the completeness check derive from, so that a table added here is copied
+/// without a second list to keep.
+macro_rules! with_every_table {
+    ($m:ident!($($arg:expr),*)) => {
+        $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
+            API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
+            OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS)
+    };
+}
+pub(crate) use with_every_table;
+
+macro_rules! names {
+    ($($t:expr),*) => {
+        [$(redb::TableHandle::name(&$t)),*]
+    };
+}
+
+/// The names of every table this binary knows.
+#[must_use]
+pub fn names() -> Vec<&'static str> {
+    with_every_table!(names!()).to_vec()
+}

@@ -13,3 +13,4 @@ mod packaging;
 mod skeleton;
 mod sso;
 mod throttle;
+mod upgrade;

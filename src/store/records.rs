@@ -1,0 +1,488 @@
+//! The stored form of every value, one record type per table and version, apart from the
+//! domain's types in `model`: a field added to a domain type does not change what is on disk
+//! until a new version is written here, with its conversion.
+//!
+//! bincode is not self-describing, so each stored value is an enum whose variant is its
+//! version (`UserRecord::V1`), and a version's struct never changes once released: a new field
+//! means a `V2` struct, a `V2` variant, and a conversion from `V1`. `codec` pins the bytes of
+//! each version (golden tests). Records are built by value from the domain type when written
+//! (a copy of a few strings per write; writes are rare next to reads) and moved into it when
+//! read.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::model::{
+    ApiKey, Event, OauthLink, OauthProvider, OauthState, ProviderKind, Role, Session, Settings,
+    Totp, User,
+};
+
+/// `users_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum UserRecord {
+    /// Since the first release.
+    V1(UserV1),
+}
+
+/// A user as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct UserV1 {
+    id: Uuid,
+    name: String,
+    email: String,
+    password_hash: Option<String>,
+    role: RoleV1,
+    active: bool,
+    created_at: i64,
+    updated_at: i64,
+    last_login_at: Option<i64>,
+    totp: Option<TotpV1>,
+    pending_totp: Option<Vec<u8>>,
+}
+
+/// Role as stored: variant index 0 user, 1 admin.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum RoleV1 {
+    User,
+    Admin,
+}
+
+/// An enrolled TOTP factor as stored inside `UserV1`.
+#[derive(Serialize, Deserialize)]
+struct TotpV1 {
+    secret_sealed: Vec<u8>,
+    last_step: u64,
+    recovery_hashes: Vec<[u8; 32]>,
+}
+
+/// `sessions_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum SessionRecord {
+    /// Since the first release.
+    V1(SessionV1),
+}
+
+/// A session as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct SessionV1 {
+    id: Uuid,
+    user_id: Uuid,
+    ip: String,
+    user_agent: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// `api_keys_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum ApiKeyRecord {
+    /// Since the first release.
+    V1(ApiKeyV1),
+}
+
+/// An API key as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct ApiKeyV1 {
+    id: Uuid,
+    user_id: Uuid,
+    name: String,
+    prefix: String,
+    hash: [u8; 32],
+    scopes: Vec<String>,
+    allowed_ips: Vec<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+    last_used_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+/// `events_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum EventRecord {
+    /// Since the first release.
+    V1(EventV1),
+}
+
+/// An audit event as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct EventV1 {
+    id: u64,
+    at: i64,
+    kind: String,
+    actor: Option<Uuid>,
+    subject: Option<Uuid>,
+    email: Option<String>,
+    ip: Option<String>,
+    detail: String,
+}
+
+/// The `settings` value of `meta_v1`.
+#[derive(Serialize, Deserialize)]
+pub enum SettingsRecord {
+    /// Since the first release.
+    V1(SettingsV1),
+}
+
+/// Settings as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct SettingsV1 {
+    registration_enabled: bool,
+    allowed_signup_domains: Vec<String>,
+    two_factor_required: bool,
+    login_rate_limit_count: u32,
+    login_rate_limit_window_minutes: u32,
+}
+
+/// `oauth_providers_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum ProviderRecord {
+    /// Since the first release.
+    V1(ProviderV1),
+}
+
+/// An identity provider as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct ProviderV1 {
+    id: Uuid,
+    name: String,
+    slug: String,
+    kind: KindV1,
+    client_id: String,
+    client_secret_sealed: Option<Vec<u8>>,
+    issuer: Option<String>,
+    auth_url: Option<String>,
+    token_url: Option<String>,
+    userinfo_url: Option<String>,
+    scopes: String,
+    auto_register: bool,
+    allowed_domains: Vec<String>,
+    enabled: bool,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// Provider kind as stored: variant index 0 Google, 1 OIDC.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum KindV1 {
+    Google,
+    Oidc,
+}
+
+/// `oauth_links_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum LinkRecord {
+    /// Since the first release.
+    V1(LinkV1),
+}
+
+/// A provider link as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct LinkV1 {
+    provider_id: Uuid,
+    subject: String,
+    user_id: Uuid,
+    email: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+/// `oauth_states_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum StateRecord {
+    /// Since the first release.
+    V1(StateV1),
+}
+
+/// A pending authorization as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct StateV1 {
+    provider_id: Uuid,
+    pkce_verifier_sealed: Vec<u8>,
+    nonce: String,
+    binding: [u8; 32],
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// A record type: which domain type it stores, how the newest version is built from it, and
+/// how every version becomes it.
+pub trait Record: Serialize + for<'de> Deserialize<'de> {
+    /// The domain type.
+    type Value;
+    /// Name used in error messages.
+    const NAME: &'static str;
+    /// The newest version, from the domain value.
+    fn new(v: &Self::Value) -> Self;
+    /// Any version, upgraded to the domain value.
+    fn into_value(self) -> Self::Value;
+}
+
+impl Record for UserRecord {
+    type Value = User;
+    const NAME: &'static str = "user";
+    fn new(u: &User) -> Self {
+        Self::V1(UserV1 {
+            id: u.id,
+            name: u.name.clone(),
+            email: u.email.clone(),
+            password_hash: u.password_hash.clone(),
+            role: match u.role {
+                Role::User => RoleV1::User,
+                Role::Admin => RoleV1::Admin,
+            },
+            active: u.active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+            totp: u.totp.as_ref().map(|t| TotpV1 {
+                secret_sealed: t.secret_sealed.clone(),
+                last_step: t.last_step,
+                recovery_hashes: t.recovery_hashes.clone(),
+            }),
+            pending_totp: u.pending_totp.clone(),
+        })
+    }
+    fn into_value(self) -> User {
+        let Self::V1(u) = self;
+        User {
+            id: u.id,
+            name: u.name,
+            email: u.email,
+            password_hash: u.password_hash,
+            role: match u.role {
+                RoleV1::User => Role::User,
+                RoleV1::Admin => Role::Admin,
+            },
+            active: u.active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+            totp: u.totp.map(|t| Totp {
+                secret_sealed: t.secret_sealed,
+                last_step: t.last_step,
+                recovery_hashes: t.recovery_hashes,
+            }),
+            pending_totp: u.pending_totp,
+        }
+    }
+}
+
+impl Record for SessionRecord {
+    type Value = Session;
+    const NAME: &'static str = "session";
+    fn new(s: &Session) -> Self {
+        Self::V1(SessionV1 {
+            id: s.id,
+            user_id: s.user_id,
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        })
+    }
+    fn into_value(self) -> Session {
+        let Self::V1(s) = self;
+        Session {
+            id: s.id,
+            user_id: s.user_id,
+            ip: s.ip,
+            user_agent: s.user_agent,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+impl Record for ApiKeyRecord {
+    type Value = ApiKey;
+    const NAME: &'static str = "API key";
+    fn new(k: &ApiKey) -> Self {
+        Self::V1(ApiKeyV1 {
+            id: k.id,
+            user_id: k.user_id,
+            name: k.name.clone(),
+            prefix: k.prefix.clone(),
+            hash: k.hash,
+            scopes: k.scopes.clone(),
+            allowed_ips: k.allowed_ips.clone(),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        })
+    }
+    fn into_value(self) -> ApiKey {
+        let Self::V1(k) = self;
+        ApiKey {
+            id: k.id,
+            user_id: k.user_id,
+            name: k.name,
+            prefix: k.prefix,
+            hash: k.hash,
+            scopes: k.scopes,
+            allowed_ips: k.allowed_ips,
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
+impl Record for EventRecord {
+    type Value = Event;
+    const NAME: &'static str = "event";
+    fn new(e: &Event) -> Self {
+        Self::V1(EventV1 {
+            id: e.id,
+            at: e.at,
+            kind: e.kind.clone(),
+            actor: e.actor,
+            subject: e.subject,
+            email: e.email.clone(),
+            ip: e.ip.clone(),
+            detail: e.detail.clone(),
+        })
+    }
+    fn into_value(self) -> Event {
+        let Self::V1(e) = self;
+        Event {
+            id: e.id,
+            at: e.at,
+            kind: e.kind,
+            actor: e.actor,
+            subject: e.subject,
+            email: e.email,
+            ip: e.ip,
+            detail: e.detail,
+        }
+    }
+}
+
+impl Record for SettingsRecord {
+    type Value = Settings;
+    const NAME: &'static str = "settings";
+    fn new(s: &Settings) -> Self {
+        Self::V1(SettingsV1 {
+            registration_enabled: s.registration_enabled,
+            allowed_signup_domains: s.allowed_signup_domains.clone(),
+            two_factor_required: s.two_factor_required,
+            login_rate_limit_count: s.login_rate_limit_count,
+            login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+        })
+    }
+    fn into_value(self) -> Settings {
+        let Self::V1(s) = self;
+        Settings {
+            registration_enabled: s.registration_enabled,
+            allowed_signup_domains: s.allowed_signup_domains,
+            two_factor_required: s.two_factor_required,
+            login_rate_limit_count: s.login_rate_limit_count,
+            login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+        }
+    }
+}
+
+impl Record for ProviderRecord {
+    type Value = OauthProvider;
+    const NAME: &'static str = "identity provider";
+    fn new(p: &OauthProvider) -> Self {
+        Self::V1(ProviderV1 {
+            id: p.id,
+            name: p.name.clone(),
+            slug: p.slug.clone(),
+            kind: match p.kind {
+                ProviderKind::Google => KindV1::Google,
+                ProviderKind::Oidc => KindV1::Oidc,
+            },
+            client_id: p.client_id.clone(),
+            client_secret_sealed: p.client_secret_sealed.clone(),
+            issuer: p.issuer.clone(),
+            auth_url: p.auth_url.clone(),
+            token_url: p.token_url.clone(),
+            userinfo_url: p.userinfo_url.clone(),
+            scopes: p.scopes.clone(),
+            auto_register: p.auto_register,
+            allowed_domains: p.allowed_domains.clone(),
+            enabled: p.enabled,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        })
+    }
+    fn into_value(self) -> OauthProvider {
+        let Self::V1(p) = self;
+        OauthProvider {
+            id: p.id,
+            name: p.name,
+            slug: p.slug,
+            kind: match p.kind {
+                KindV1::Google => ProviderKind::Google,
+                KindV1::Oidc => ProviderKind::Oidc,
+            },
+            client_id: p.client_id,
+            client_secret_sealed: p.client_secret_sealed,
+            issuer: p.issuer,
+            auth_url: p.auth_url,
+            token_url: p.token_url,
+            userinfo_url: p.userinfo_url,
+            scopes: p.scopes,
+            auto_register: p.auto_register,
+            allowed_domains: p.allowed_domains,
+            enabled: p.enabled,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+impl Record for LinkRecord {
+    type Value = OauthLink;
+    const NAME: &'static str = "provider link";
+    fn new(l: &OauthLink) -> Self {
+        Self::V1(LinkV1 {
+            provider_id: l.provider_id,
+            subject: l.subject.clone(),
+            user_id: l.user_id,
+            email: l.email.clone(),
+            created_at: l.created_at,
+            last_used_at: l.last_used_at,
+        })
+    }
+    fn into_value(self) -> OauthLink {
+        let Self::V1(l) = self;
+        OauthLink {
+            provider_id: l.provider_id,
+            subject: l.subject,
+            user_id: l.user_id,
+            email: l.email,
+            created_at: l.created_at,
+            last_used_at: l.last_used_at,
+        }
+    }
+}
+
+impl Record for StateRecord {
+    type Value = OauthState;
+    const NAME: &'static str = "authorization state";
+    fn new(s: &OauthState) -> Self {
+        Self::V1(StateV1 {
+            provider_id: s.provider_id,
+            pkce_verifier_sealed: s.pkce_verifier_sealed.clone(),
+            nonce: s.nonce.clone(),
+            binding: s.binding,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        })
+    }
+    fn into_value(self) -> OauthState {
+        let Self::V1(s) = self;
+        OauthState {
+            provider_id: s.provider_id,
+            pkce_verifier_sealed: s.pkce_verifier_sealed,
+            nonce: s.nonce,
+            binding: s.binding,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        }
+    }
+}
