@@ -17,7 +17,7 @@ use crate::state::AppState;
 use crate::store::{self, Store};
 
 #[derive(Parser)]
-#[command(name = "posta", version = crate::VERSION, about = "Posta authentication appliance")]
+#[command(name = "posta", version = crate::version::VERSION, about = "Posta authentication appliance")]
 struct Cli {
     /// Configuration file (default: /etc/posta/config.toml when it exists).
     #[arg(long, global = true)]
@@ -105,7 +105,11 @@ enum AdminCmd {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Cmd::Version) = cli.cmd {
-        println!("posta {} (commit {})", crate::VERSION, crate::COMMIT);
+        println!(
+            "posta {} (commit {})",
+            crate::version::VERSION,
+            crate::version::COMMIT
+        );
         return ExitCode::SUCCESS;
     }
     let journal = crate::log_sink::stderr_is_journal();
@@ -218,7 +222,7 @@ async fn serve(cfg: Config) -> Result<(), String> {
     } else {
         "http"
     };
-    tracing::info!(addr = %local, version = crate::VERSION, "posta listening on {scheme}://{local}");
+    tracing::info!(addr = %local, version = crate::version::VERSION, "posta listening on {scheme}://{local}");
     println!("listening addr={local}");
     let _ = std::io::stdout().flush();
     let ready = crate::notify::ready_after_start();

@@ -21,6 +21,9 @@ pub mod model;
 pub mod notify;
 pub mod state;
 pub mod store;
+pub mod version;
+
+pub use version::{COMMIT, VERSION};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,11 +34,6 @@ use tokio::net::TcpListener;
 use clock::{Clock, SystemClock};
 use config::Config;
 use state::AppState;
-
-/// Version of this build.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Git commit of this build (or "unknown").
-pub const COMMIT: &str = env!("POSTA_COMMIT");
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +63,9 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
         .await
         .map_err(|e| RunError::Startup(e.to_string()))??;
     let state = AppState::new(cfg, store, clock).map_err(|e| RunError::Startup(e.to_string()))?;
-    let locked =
-        domain::session::restore_lockouts(&state).map_err(|e| RunError::Startup(e.to_string()))?;
+    let locked = domain::proof::of(&state)
+        .restore_lockouts(state.now())
+        .map_err(|e| RunError::Startup(e.to_string()))?;
     if locked > 0 {
         tracing::info!(accounts = locked, "brute-force lock-outs restored");
     }

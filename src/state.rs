@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use crate::auth::api_key::KeyUsage;
 use crate::auth::crypto::{self, Sealer};
 use crate::auth::hash_pool::HashPool;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::{Cost, Scratch};
+use crate::auth::throttle::Limiter;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::domain::api_key::KeyUsage;
-use crate::domain::throttle::Limiter;
 use crate::error::{Error, Result};
 use crate::model::Settings;
 use crate::store::Store;
@@ -49,13 +49,13 @@ pub struct Inner {
     /// Pending `last_used_at` updates of API keys.
     pub key_usage: KeyUsage,
     /// Recently verified bearer credentials.
-    pub credentials: crate::domain::credential_cache::CredentialCache,
+    pub credentials: crate::auth::credential_cache::CredentialCache,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Allowed CORS origins.
     pub cors_origins: Vec<String>,
     /// Cached OIDC discovery documents.
-    pub oidc_cache: crate::domain::oidc::DiscoveryCache,
+    pub oidc_cache: crate::auth::oidc::DiscoveryCache,
     /// HTTP client for identity providers.
     pub http: reqwest::Client,
     /// Prometheus metrics.
@@ -102,7 +102,7 @@ impl AppState {
             credentials: Default::default(),
             trusted_proxies,
             cors_origins,
-            oidc_cache: crate::domain::oidc::DiscoveryCache::default(),
+            oidc_cache: crate::auth::oidc::DiscoveryCache::default(),
             metrics: crate::metrics::Metrics::default(),
             http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,

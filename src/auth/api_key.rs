@@ -1,7 +1,11 @@
 //! API key format: `posta_` + 43 URL-safe characters (32 random bytes); stored as SHA-256.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use base64::Engine;
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::error::Result;
 
@@ -46,6 +50,34 @@ pub fn hash(key: &str) -> [u8; 32] {
 #[must_use]
 pub fn looks_like_key(token: &[u8]) -> bool {
     token.starts_with(PREFIX.as_bytes())
+}
+
+/// `last_used_at` updates held in memory and flushed in one transaction periodically.
+#[derive(Debug, Default)]
+pub struct KeyUsage(Mutex<HashMap<Uuid, i64>>);
+
+impl KeyUsage {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, i64>) -> T) -> T {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+    /// Note a use.
+    pub fn touch(&self, id: Uuid, now: i64) {
+        self.with(|m| {
+            m.insert(id, now);
+        });
+    }
+    /// A not yet flushed use.
+    #[must_use]
+    pub fn pending(&self, id: Uuid) -> Option<i64> {
+        self.with(|m| m.get(&id).copied())
+    }
+    /// Every pending use, leaving none.
+    pub fn take(&self) -> HashMap<Uuid, i64> {
+        self.with(std::mem::take)
+    }
 }
 
 #[cfg(test)]

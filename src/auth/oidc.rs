@@ -1,7 +1,11 @@
 //! OpenID Connect and plain OAuth 2.0 mechanics: discovery, authorization URLs with PKCE and
 //! nonce, code exchange, ID-token validation. No storage, no configuration globals.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
+
+use uuid::Uuid;
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreTokenResponse,
@@ -315,4 +319,34 @@ pub async fn identity_oauth2(
         email_verified: info["email_verified"].as_bool() != Some(false),
         name: info["name"].as_str().map(str::to_owned),
     })
+}
+
+/// Discovery documents per provider, so a login does not fetch them.
+#[derive(Default)]
+pub struct DiscoveryCache(Mutex<HashMap<Uuid, (i64, CoreProviderMetadata)>>);
+
+impl DiscoveryCache {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, (i64, CoreProviderMetadata)>) -> T) -> T {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+    /// The provider's documents, when fetched less than `ttl` seconds before `now`.
+    #[must_use]
+    pub fn get(&self, id: Uuid, now: i64, ttl: i64) -> Option<CoreProviderMetadata> {
+        self.with(|m| {
+            m.get(&id)
+                .filter(|(at, _)| now - at < ttl)
+                .map(|(_, meta)| meta.clone())
+        })
+    }
+    /// Keep the provider's documents fetched at `now`.
+    pub fn put(&self, id: Uuid, now: i64, meta: CoreProviderMetadata) {
+        self.with(|m| m.insert(id, (now, meta)));
+    }
+    /// Forget a provider's documents (after an edit, or an unknown signing key).
+    pub fn forget(&self, id: Uuid) {
+        self.with(|m| m.remove(&id));
+    }
 }

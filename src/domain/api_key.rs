@@ -1,8 +1,7 @@
 //! API keys: minting, listing, revocation, deletion and authentication (the hot path).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex};
 
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -14,8 +13,8 @@ use crate::model::ApiKey;
 use crate::state::AppState;
 use crate::store;
 
-use super::credential_cache::{Grant, Verified};
 use super::{Caller, ClientInfo, Page, audit};
+use crate::auth::credential_cache::{Grant, Verified};
 
 /// Scopes a key may carry.
 pub const SCOPES: &[&str] = &["send", "read", "*"];
@@ -235,33 +234,6 @@ pub fn verify(state: &AppState, presented: &str, now: i64) -> Result<Verified> {
         valid_until: key.expires_at.unwrap_or(i64::MAX),
         derived: Default::default(),
     })
-}
-
-/// `last_used_at` updates held in memory and flushed in one transaction periodically.
-#[derive(Debug, Default)]
-pub struct KeyUsage(Mutex<HashMap<Uuid, i64>>);
-
-impl KeyUsage {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, i64>) -> T) -> T {
-        match self.0.lock() {
-            Ok(mut g) => f(&mut g),
-            Err(p) => f(&mut p.into_inner()),
-        }
-    }
-    /// Note a use.
-    pub fn touch(&self, id: Uuid, now: i64) {
-        self.with(|m| {
-            m.insert(id, now);
-        });
-    }
-    /// A not yet flushed use.
-    #[must_use]
-    pub fn pending(&self, id: Uuid) -> Option<i64> {
-        self.with(|m| m.get(&id).copied())
-    }
-    fn take(&self) -> HashMap<Uuid, i64> {
-        self.with(std::mem::take)
-    }
 }
 
 /// Write pending `last_used_at` values in one transaction.

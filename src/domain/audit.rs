@@ -26,8 +26,13 @@ pub struct Audit<'a> {
 }
 
 impl Audit<'_> {
-    /// Append this event in `tx`.
+    /// Append this event in `tx`, keeping the configured number of events.
     pub fn record(self, state: &AppState, tx: &WriteTransaction, now: i64) -> Result<()> {
+        self.append(tx, state.cfg.audit_max_events, now)
+    }
+
+    /// Append this event in `tx`, keeping at most `max` events.
+    pub fn append(self, tx: &WriteTransaction, max: u64, now: i64) -> Result<()> {
         let e = Event {
             id: 0,
             at: now,
@@ -42,7 +47,7 @@ impl Audit<'_> {
         store::after_commit(move || {
             tracing::info!(event = kind, actor = ?actor, subject = ?subject, "audit");
         });
-        store::audit::append(tx, e, state.cfg.audit_max_events)
+        store::audit::append(tx, e, max)
     }
 }
 

@@ -8,6 +8,7 @@ use crate::model::{Totp, User};
 use crate::state::AppState;
 use crate::store;
 
+use super::proof::{self, Proofs};
 use super::{Caller, ClientInfo, audit};
 
 /// Number of recovery codes issued at enrolment.
@@ -153,8 +154,10 @@ pub async fn disable(
     client: &ClientInfo,
 ) -> Result<()> {
     let now = state.now();
-    let attempt =
-        super::session::reserve_proof(state, &caller.user.email, client, false, now).await?;
+    let proofs = proof::of(state);
+    let attempt = proofs
+        .reserve(&caller.user.email, client, false, now)
+        .await?;
     let (st, cl, code, uid) = (
         state.clone(),
         client.clone(),
@@ -181,20 +184,20 @@ pub async fn disable(
         })
         .await?;
     if ok {
-        super::session::settle_success(attempt);
+        Proofs::succeeded(attempt);
         Ok(())
     } else {
-        super::session::proof_failed(
-            state,
-            attempt,
-            "2fa.disable_failure",
-            Some(uid),
-            &caller.user.email,
-            "invalid two-factor code",
-            client,
-            now,
-        )
-        .await?;
+        proofs
+            .failed(
+                attempt,
+                "2fa.disable_failure",
+                Some(uid),
+                &caller.user.email,
+                "invalid two-factor code",
+                client,
+                now,
+            )
+            .await?;
         Err(Error::InvalidTwoFactorCode)
     }
 }

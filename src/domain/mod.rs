@@ -4,12 +4,11 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
-pub mod credential_cache;
 pub mod export;
 pub mod mfa;
 pub mod oidc;
+pub mod proof;
 pub mod session;
-pub mod throttle;
 pub mod user;
 
 use std::net::IpAddr;
@@ -60,8 +59,8 @@ pub struct Caller {
     /// The credential used.
     pub kind: AuthKind,
     /// What the presentation layer derived from this credential's verification; cached with
-    /// it (see [`credential_cache::Derived`]).
-    pub derived: credential_cache::Derived,
+    /// it (see [`crate::auth::credential_cache::Derived`]).
+    pub derived: crate::auth::credential_cache::Derived,
 }
 
 impl Caller {

@@ -1,10 +1,6 @@
 //! Single sign-on: provider administration, the authorization-code flow with PKCE, state
 //! and nonce, account resolution (link, verified-email match, auto-registration), unlinking.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use openidconnect::core::CoreProviderMetadata;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -22,23 +18,6 @@ use super::{Caller, ClientInfo, audit, user};
 pub const STATE_TTL: i64 = 600;
 /// How long discovery documents and JWKS are reused.
 const DISCOVERY_TTL: i64 = 3600;
-
-/// Discovery documents per provider, so a login does not fetch them.
-#[derive(Default)]
-pub struct DiscoveryCache(Mutex<HashMap<Uuid, (i64, CoreProviderMetadata)>>);
-
-impl DiscoveryCache {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Uuid, (i64, CoreProviderMetadata)>) -> T) -> T {
-        match self.0.lock() {
-            Ok(mut g) => f(&mut g),
-            Err(p) => f(&mut p.into_inner()),
-        }
-    }
-    /// Forget a provider's documents (after an edit, or an unknown signing key).
-    pub fn forget(&self, id: Uuid) {
-        self.with(|m| m.remove(&id));
-    }
-}
 
 /// Why an SSO callback failed; `code()` is what the dashboard receives.
 #[derive(Debug, thiserror::Error)]
@@ -375,17 +354,13 @@ async fn endpoints(
     let cached = if refresh {
         None
     } else {
-        state.oidc_cache.with(|m| {
-            m.get(&p.id)
-                .filter(|(at, _)| now - at < DISCOVERY_TTL)
-                .map(|(_, meta)| meta.clone())
-        })
+        state.oidc_cache.get(p.id, now, DISCOVERY_TTL)
     };
     let meta = match cached {
         Some(m) => m,
         None => {
             let m = mech::discover(&state.http, issuer).await?;
-            state.oidc_cache.with(|c| c.insert(p.id, (now, m.clone())));
+            state.oidc_cache.put(p.id, now, m.clone());
             m
         }
     };
@@ -420,7 +395,7 @@ pub async fn authorize(
         .filter(|p| p.enabled)
         .ok_or(Error::NotFound("provider"))?;
     // Each start stores a pending state until it expires: bounded per address.
-    if let Some(l) = super::session::limits(state) {
+    if let Some(l) = super::proof::of(state).limits() {
         state
             .limiter
             .sso_start(client.ip, l, state.now())

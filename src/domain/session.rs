@@ -12,9 +12,10 @@ use crate::model::{Role, Session, User};
 use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
-use super::credential_cache::{Grant, Verified};
-use super::throttle::{Attempt, Limits};
+use super::proof::{self, Proofs};
 use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
+use crate::auth::credential_cache::{Grant, Verified};
+use crate::auth::throttle::Attempt;
 
 /// A successful sign-in.
 #[derive(Debug)]
@@ -27,17 +28,6 @@ pub struct SignedIn {
     pub expires_at: i64,
     /// The platform requires 2FA and the user must enrol before doing anything else.
     pub two_factor_setup_required: bool,
-}
-
-pub(super) fn limits(state: &AppState) -> Option<Limits> {
-    if !state.cfg.auth_rate_limit_enabled {
-        return None;
-    }
-    let s = state.settings();
-    Some(Limits {
-        count: s.login_rate_limit_count.max(1),
-        window: i64::from(s.login_rate_limit_window_minutes.max(1)) * 60,
-    })
 }
 
 /// Create a session and its token inside `tx`.
@@ -123,7 +113,8 @@ pub async fn login(
         Ok((found, owner))
     })?;
     // The slot is taken before argon2 runs: parallel guesses cannot outrun the count.
-    let attempt = reserve_proof(state, &account, client, owner, now).await?;
+    let proofs = proof::of(state);
+    let attempt = proofs.reserve(&account, client, owner, now).await?;
     // SECURITY: unknown emails and password-less accounts verify against a dummy hash, so
     // every failure costs one argon2 verification and returns the same body.
     let hash = found
@@ -149,31 +140,27 @@ pub async fn login(
                 "unknown email"
             };
             let subject = other.map(|u| u.id);
-            return Err(fail(state, attempt, &account, subject, reason, client, now).await);
+            return Err(fail(&proofs, attempt, &account, subject, reason, client, now).await);
         }
     };
     if !u.active {
-        if let Some(a) = attempt {
-            a.passed();
-        }
-        record(
-            state,
-            "login.failure",
-            Some(u.id),
-            &account,
-            "account disabled",
-            client,
-            None,
-            now,
-        )
-        .await?;
+        Proofs::passed(attempt);
+        proofs
+            .record(
+                "login.failure",
+                Some(u.id),
+                &account,
+                "account disabled",
+                client,
+                None,
+                now,
+            )
+            .await?;
         return Err(Error::Forbidden("account disabled".into()));
     }
     if u.totp.is_some() && code.is_none_or(|c| c.trim().is_empty()) {
         // The password was right: the slot goes back, the code step takes its own.
-        if let Some(a) = attempt {
-            a.passed();
-        }
+        Proofs::passed(attempt);
         return Err(Error::TwoFactorRequired);
     }
     let setup_required = state.settings().two_factor_required && u.totp.is_none();
@@ -197,12 +184,12 @@ pub async fn login(
         .await?;
     match res {
         Ok(s) => {
-            settle_success(attempt);
+            Proofs::succeeded(attempt);
             Ok(s)
         }
         Err(()) => {
             let reason = "invalid two-factor code";
-            let e = fail(state, attempt, &account, Some(id), reason, client, now).await;
+            let e = fail(&proofs, attempt, &account, Some(id), reason, client, now).await;
             Err(if matches!(e, Error::InvalidCredentials) {
                 Error::InvalidTwoFactorCode
             } else {
@@ -213,7 +200,7 @@ pub async fn login(
 }
 
 async fn fail(
-    state: &AppState,
+    proofs: &Proofs<'_>,
     attempt: Option<Attempt<'_>>,
     account: &str,
     subject: Option<Uuid>,
@@ -221,8 +208,7 @@ async fn fail(
     client: &ClientInfo,
     now: i64,
 ) -> Error {
-    let counted = proof_failed(
-        state,
+    let counted = proofs.failed(
         attempt,
         "login.failure",
         subject,
@@ -235,108 +221,6 @@ async fn fail(
         Ok(()) => Error::InvalidCredentials,
         Err(e) => e,
     }
-}
-
-/// Reserve a proof of identity for `account` from the client's address, before it is
-/// checked: a login, and a signed-in caller proving who it is again (its current password to
-/// change it, a 2FA code to turn 2FA off), on the same counters. Otherwise a stolen session
-/// would be an unthrottled oracle for guessing the password or the code. `None` when
-/// throttling is off. `owner`: the client is a browser that signed in to this account before.
-pub(super) async fn reserve_proof<'s>(
-    state: &'s AppState,
-    account: &str,
-    client: &ClientInfo,
-    owner: bool,
-    now: i64,
-) -> Result<Option<Attempt<'s>>> {
-    let Some(l) = limits(state) else {
-        return Ok(None);
-    };
-    state
-        .limiter
-        .reserve(account, client.ip, owner, l, now)
-        .await
-        .map(Some)
-        .map_err(|retry_after| Error::RateLimited { retry_after })
-}
-
-/// The proof was right: its slot goes back.
-pub(super) fn settle_success(attempt: Option<Attempt<'_>>) {
-    if let Some(a) = attempt {
-        a.succeeded();
-    }
-}
-
-/// Settle a wrong proof as a failure (the slot stays taken), and audit it as `kind`; an
-/// account that reached its ceiling is persisted in the same transaction.
-#[allow(clippy::too_many_arguments)]
-pub(super) async fn proof_failed(
-    state: &AppState,
-    attempt: Option<Attempt<'_>>,
-    kind: &'static str,
-    subject: Option<Uuid>,
-    account: &str,
-    reason: &str,
-    client: &ClientInfo,
-    now: i64,
-) -> Result<()> {
-    let lockout = attempt.and_then(Attempt::failed);
-    record(state, kind, subject, account, reason, client, lockout, now).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn record(
-    state: &AppState,
-    kind: &'static str,
-    subject: Option<Uuid>,
-    email: &str,
-    reason: &str,
-    client: &ClientInfo,
-    lockout: Option<(i64, u32)>,
-    now: i64,
-) -> Result<()> {
-    let (st, cl, email, reason) = (
-        state.clone(),
-        client.clone(),
-        email.to_owned(),
-        reason.to_owned(),
-    );
-    let window = limits(state).map_or(0, |l| l.window);
-    state
-        .store
-        .write(move |tx| {
-            if let Some((start, count)) = lockout {
-                store::throttle::put_lockout(tx, &email, start, count, window, now)?;
-                let mut ev = audit::event("login.locked", subject, subject, Some(&cl));
-                ev.email = Some(&email);
-                ev.detail = format!("{count} failures since {}", crate::clock::rfc3339(start));
-                ev.record(&st, tx, now)?;
-            }
-            let mut ev = audit::event(kind, subject, subject, Some(&cl));
-            ev.email = Some(&email);
-            ev.detail = reason;
-            ev.record(&st, tx, now)
-        })
-        .await
-}
-
-/// Load the accounts persisted over their ceiling into the limiter (at start-up).
-pub fn restore_lockouts(state: &AppState) -> Result<usize> {
-    let Some(l) = limits(state) else {
-        return Ok(0);
-    };
-    let now = state.now();
-    let rows = state.store.read(store::throttle::lockouts)?;
-    let mut n = 0;
-    for (account, start, count) in rows {
-        if start + l.window > now {
-            state
-                .limiter
-                .restore_account(&account, start, count, l, now);
-            n += 1;
-        }
-    }
-    Ok(n)
 }
 
 /// `POST /auth/register`.
@@ -364,7 +248,7 @@ pub async fn register(
     }
     // Counted once the input is valid (bad input costs nothing and touches no counter), and
     // before argon2 runs.
-    if let Some(l) = limits(state) {
+    if let Some(l) = proof::of(state).limits() {
         state
             .limiter
             .register_attempt(client.ip, l, now)

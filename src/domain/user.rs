@@ -6,6 +6,7 @@ use crate::model::{Role, User};
 use crate::state::AppState;
 use crate::store;
 
+use super::proof::{self, Proofs};
 use super::{Caller, ClientInfo, audit};
 
 /// Canonical form of an email: trimmed, no control characters, lower-case local part,
@@ -157,7 +158,8 @@ pub async fn change_password(
     let u = &caller.user;
     password::check_policy(new, state.cfg.password_min_length, &u.email, &u.name)?;
     let now = state.now();
-    let attempt = super::session::reserve_proof(state, &u.email, client, false, now).await?;
+    let proofs = proof::of(state);
+    let attempt = proofs.reserve(&u.email, client, false, now).await?;
     let stored = u.password_hash.clone();
     let (cur, next, cost) = (current.to_owned(), new.to_owned(), state.cost());
     // An SSO-only account has no current password; it may set one only through the admin.
@@ -174,20 +176,20 @@ pub async fn change_password(
         })
         .await??;
     let Some(hash) = ok_and_hash else {
-        super::session::proof_failed(
-            state,
-            attempt,
-            "password.change_failure",
-            Some(u.id),
-            &u.email,
-            "wrong current password",
-            client,
-            now,
-        )
-        .await?;
+        proofs
+            .failed(
+                attempt,
+                "password.change_failure",
+                Some(u.id),
+                &u.email,
+                "wrong current password",
+                client,
+                now,
+            )
+            .await?;
         return Err(Error::invalid("current_password", "is incorrect"));
     };
-    super::session::settle_success(attempt);
+    Proofs::succeeded(attempt);
     let (id, keep, st, client) = (u.id, caller.session_id(), state.clone(), client.clone());
     state
         .store

@@ -124,7 +124,7 @@ pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Re
 fn info() -> Resp {
     response::ok(
         StatusCode::OK,
-        &json!({"name": "posta", "version": crate::VERSION, "commit": crate::COMMIT}),
+        &json!({"name": "posta", "version": crate::version::VERSION, "commit": crate::version::COMMIT}),
     )
 }
 

@@ -62,7 +62,7 @@ pub fn document() -> Value {
     }
     json!({
         "openapi": "3.1.0",
-        "info": {"title": "Posta authentication", "version": crate::VERSION},
+        "info": {"title": "Posta authentication", "version": crate::version::VERSION},
         "paths": paths,
         "components": {
             "securitySchemes": {

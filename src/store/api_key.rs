@@ -3,8 +3,9 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::{API_KEY_IDS, API_KEYS, USER_API_KEYS};
-use super::{Tx, WriteTransaction, codec};
 use crate::error::Result;
 use crate::model::ApiKey;
 

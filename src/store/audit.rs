@@ -2,8 +2,9 @@
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::EVENTS;
-use super::{Tx, WriteTransaction, codec};
 use crate::error::Result;
 use crate::model::Event;
 

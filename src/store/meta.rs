@@ -3,8 +3,8 @@
 use redb::ReadableTable;
 
 use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::META;
-use super::{Tx, WriteTransaction};
 use crate::error::{Error, Result};
 use crate::model::Settings;
 

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use redb::ReadableTable;
 
+use super::db::{OpenError, Store};
+use super::meta;
 use super::tables::*;
-use super::{OpenError, Store, meta};
 use crate::error::{Error, Result};
 
 /// The layout this binary reads and writes.
@@ -101,7 +102,8 @@ pub fn copy_snapshot(src: &redb::ReadTransaction, dest: &Path) -> Result<()> {
             dest.display()
         )));
     }
-    super::private_file(dest).map_err(|e| Error::Internal(format!("{}: {e}", dest.display())))?;
+    super::db::private_file(dest)
+        .map_err(|e| Error::Internal(format!("{}: {e}", dest.display())))?;
     let out = redb::Database::create(dest).map_err(|e| Error::Store(e.to_string()))?;
     {
         let dst = out.begin_write()?;

@@ -3,10 +3,11 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::{
     OAUTH_LINKS, OAUTH_PROVIDER_SLUGS, OAUTH_PROVIDERS, OAUTH_STATES, USER_OAUTH_LINKS,
 };
-use super::{Tx, WriteTransaction, codec};
 use crate::error::{Error, Result};
 use crate::model::{OauthLink, OauthProvider, OauthState};
 

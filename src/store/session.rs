@@ -3,8 +3,9 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::{SESSIONS, USER_SESSIONS};
-use super::{Tx, WriteTransaction, codec};
 use crate::error::Result;
 use crate::model::Session;
 

@@ -4,8 +4,8 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::db::{Tx, WriteTransaction};
 use super::tables::{DEVICES, LOCKOUTS};
-use super::{Tx, WriteTransaction};
 use crate::error::Result;
 
 /// Devices remembered per account; the least recently used one goes first.

@@ -3,8 +3,9 @@
 use redb::ReadableTable;
 use uuid::Uuid;
 
+use super::codec;
+use super::db::{Tx, WriteTransaction};
 use super::tables::{ADMINS, USERS, USERS_BY_EMAIL};
-use super::{Tx, WriteTransaction, codec};
 use crate::error::{Error, Result};
 use crate::model::{Role, User};
 
