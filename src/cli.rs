@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::Config;
-use crate::domain::{audit, mfa, user};
+use crate::control::HostCommand;
+use crate::domain::user;
 use crate::log_sink::{FlushGuard, LogSink};
-use crate::model::Role;
 use crate::state::AppState;
 use crate::store::{self, Store};
 
@@ -36,7 +36,7 @@ enum Cmd {
     CheckConfig,
     /// Exit 0 when the local server answers /api/v1/healthz.
     Healthcheck,
-    /// Account maintenance on the data directory (server stopped).
+    /// Account maintenance, with the server running (through its control socket) or stopped
     #[command(subcommand)]
     Admin(AdminCmd),
     /// Write a consistent copy of the store to FILE (safe while the server runs).
@@ -323,149 +323,57 @@ fn read_password(from_stdin: bool) -> Result<(String, bool), String> {
     }
 }
 
+/// `posta admin …`: the same use case as the HTTP API, run here when the server is stopped
+/// and by the server (over its control socket) when it holds the store.
 async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
-    let path = cfg.db_path();
-    let store = Store::open(&path).map_err(|e| e.to_string())?;
-    let state = AppState::new(cfg, store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
-    let s = &state;
-    let find = |email: &str| -> Result<crate::model::User, String> {
-        let e = user::canonical_email(email).map_err(|e| e.to_string())?;
-        s.store
-            .read(|tx| store::user::by_email(tx, &e))
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("no user with email {e}"))
+    let mut generated = None;
+    let mut password = |from_stdin: bool| -> Result<String, String> {
+        let (pw, made) = read_password(from_stdin)?;
+        if made {
+            generated = Some(pw.clone());
+        }
+        Ok(pw)
     };
-    let parse_role =
-        |r: &str| Role::parse(r).ok_or_else(|| format!("role must be user or admin, not {r:?}"));
-    match cmd {
+    let cmd = match cmd {
         AdminCmd::CreateUser {
             email,
             name,
             role,
             password_stdin,
-        } => {
-            let role = parse_role(&role)?;
-            let (pw, generated) = read_password(password_stdin)?;
-            let n = user::prepare(s, &name, &email, &pw, role)
-                .await
-                .map_err(|e| e.to_string())?;
-            let now = s.now();
-            let u = user::new_record(n, now);
-            let st = s.clone();
-            let u2 = u.clone();
-            s.store
-                .write(move |tx| {
-                    store::user::insert(tx, &u2)?;
-                    let mut ev = audit::event("user.created", None, Some(u2.id), None);
-                    ev.detail = "cli".into();
-                    ev.email = Some(&u2.email);
-                    ev.record(&st, tx, now)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("created {} ({}) id={}", u.email, u.role.as_str(), u.id);
-            if generated {
-                println!("password: {pw}");
-            }
-        }
+        } => HostCommand::CreateUser {
+            email,
+            name,
+            role,
+            password: password(password_stdin)?,
+        },
         AdminCmd::ResetPassword {
             email,
             password_stdin,
-        } => {
-            let u = find(&email)?;
-            let (pw, generated) = read_password(password_stdin)?;
-            crate::auth::password::check_policy(&pw, s.cfg.password_min_length, &u.email, &u.name)
-                .map_err(|e| e.to_string())?;
-            let cost = s.cost();
-            let pw2 = pw.clone();
-            let hash = s
-                .hash_work(move |mem| crate::auth::password::hash_in(mem, &pw2, cost))
-                .await
-                .and_then(|r| r)
-                .map_err(|e| e.to_string())?;
-            let (st, id, now) = (s.clone(), u.id, s.now());
-            s.store
-                .write(move |tx| {
-                    let mut u =
-                        store::user::get(tx, id)?.ok_or(crate::error::Error::NotFound("user"))?;
-                    u.password_hash = Some(hash);
-                    u.updated_at = now;
-                    store::user::update(tx, &u)?;
-                    store::session::remove_all_of(tx, id, None)?;
-                    let mut ev = audit::event("password.changed", None, Some(id), None);
-                    ev.detail = "reset from cli".into();
-                    ev.record(&st, tx, now)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "password reset for {}; all its sessions were ended",
-                u.email
-            );
-            if generated {
-                println!("password: {pw}");
-            }
+        } => HostCommand::ResetPassword {
+            email,
+            password: password(password_stdin)?,
+        },
+        AdminCmd::SetRole { email, role } => HostCommand::SetRole { email, role },
+        AdminCmd::ListUsers => HostCommand::ListUsers,
+        AdminCmd::Disable2fa { email } => HostCommand::Disable2fa { email },
+    };
+    let out = match Store::open(&cfg.db_path()) {
+        Ok(store) => {
+            let state =
+                AppState::new(cfg, store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            crate::control::execute(&state, cmd).await?
         }
-        AdminCmd::SetRole { email, role } => {
-            let u = find(&email)?;
-            let role = parse_role(&role)?;
-            let (st, id, now) = (s.clone(), u.id, s.now());
-            s.store
-                .write(move |tx| {
-                    let mut u =
-                        store::user::get(tx, id)?.ok_or(crate::error::Error::NotFound("user"))?;
-                    if u.role == Role::Admin
-                        && role == Role::User
-                        && u.active
-                        && store::user::active_admins(tx)? <= 1
-                    {
-                        return Err(crate::error::Error::BadRequest(
-                            "the last active admin cannot be demoted".into(),
-                        ));
-                    }
-                    let old = u.role;
-                    u.role = role;
-                    u.updated_at = now;
-                    store::user::update(tx, &u)?;
-                    let mut ev = audit::event("user.role_changed", None, Some(id), None);
-                    ev.detail = format!("{} -> {} (cli)", old.as_str(), role.as_str());
-                    ev.record(&st, tx, now)
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("{} is now {}", u.email, role.as_str());
+        #[cfg(unix)]
+        Err(store::OpenError::Locked(_)) => {
+            let line = serde_json::to_string(&cmd).map_err(|e| e.to_string())?;
+            let bytes = crate::control::request(&cfg.data_dir, &format!("admin {line}")).await?;
+            String::from_utf8_lossy(&bytes).into_owned()
         }
-        AdminCmd::ListUsers => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(
-                out,
-                "{:<36}  {:<6}  {:<6}  {:<3}  email",
-                "id", "role", "active", "2fa"
-            );
-            s.store
-                .read(|tx| {
-                    store::user::for_each(tx, |u| {
-                        let _ = writeln!(
-                            out,
-                            "{}  {:<6}  {:<6}  {:<3}  {}",
-                            u.id,
-                            u.role.as_str(),
-                            u.active,
-                            if u.totp.is_some() { "on" } else { "off" },
-                            u.email
-                        );
-                        true
-                    })
-                })
-                .map_err(|e| e.to_string())?;
-        }
-        AdminCmd::Disable2fa { email } => {
-            let u = find(&email)?;
-            mfa::reset(s, None, u.id, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!("two-factor authentication disabled for {}", u.email);
-        }
+        Err(e) => return Err(e.to_string()),
+    };
+    print!("{out}");
+    if let Some(pw) = generated {
+        println!("password: {pw}");
     }
     Ok(())
 }

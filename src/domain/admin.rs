@@ -3,34 +3,34 @@
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::auth::password;
 use crate::error::{Error, Result};
 use crate::model::{Event, Role, Settings, User};
 use crate::state::AppState;
 use crate::store;
 
-use super::{Caller, ClientInfo, Page, audit, user};
+use super::{Actor, Caller, ClientInfo, Page, audit, user};
 
 /// `POST /admin/users`.
 pub async fn create_user(
     state: &AppState,
-    actor: &Caller,
+    actor: Actor<'_>,
     name: &str,
     email: &str,
     password: &str,
     role: Role,
-    client: &ClientInfo,
 ) -> Result<User> {
     let n = user::prepare(state, name, email, password, role).await?;
     let now = state.now();
     let u = user::new_record(n, now);
-    let (st, cl, aid) = (state.clone(), client.clone(), actor.user.id);
+    let (st, cl, aid, origin) = (state.clone(), actor.client(), actor.id(), actor.origin());
     state
         .store
         .write(move |tx| {
             store::user::insert(tx, &u)?;
-            let mut ev = audit::event("user.created", Some(aid), Some(u.id), Some(&cl));
+            let mut ev = audit::event("user.created", aid, Some(u.id), cl.as_ref());
             ev.email = Some(&u.email);
-            ev.detail = format!("role {}", u.role.as_str());
+            ev.detail = format!("role {}{origin}", u.role.as_str());
             ev.record(&st, tx, now)?;
             Ok(u)
         })
@@ -77,19 +77,18 @@ pub struct UserPatch {
 /// `PUT /admin/users/{id}`.
 pub async fn update_user(
     state: &AppState,
-    actor: &Caller,
+    actor: Actor<'_>,
     id: Uuid,
     patch: UserPatch,
-    client: &ClientInfo,
 ) -> Result<User> {
     let name = patch.name.as_deref().map(user::valid_name).transpose()?;
-    let aid = actor.user.id;
-    if aid == id && patch.active == Some(false) {
+    let aid = actor.id();
+    if aid == Some(id) && patch.active == Some(false) {
         return Err(Error::BadRequest(
             "you cannot disable your own account".into(),
         ));
     }
-    let (st, cl, now) = (state.clone(), client.clone(), state.now());
+    let (st, cl, now, origin) = (state.clone(), actor.client(), state.now(), actor.origin());
     state
         .store
         .write(move |tx| {
@@ -102,12 +101,12 @@ pub async fn update_user(
             if let Some(r) = patch.role.filter(|r| *r != u.role) {
                 changes.push((
                     "user.role_changed",
-                    format!("{} -> {}", u.role.as_str(), r.as_str()),
+                    format!("{} -> {}{origin}", u.role.as_str(), r.as_str()),
                 ));
                 u.role = r;
             }
             if let Some(a) = patch.active.filter(|a| *a != u.active) {
-                changes.push(("user.active_changed", format!("active = {a}")));
+                changes.push(("user.active_changed", format!("active = {a}{origin}")));
                 u.active = a;
             }
             let still_active_admin = u.active && u.role == Role::Admin;
@@ -123,11 +122,52 @@ pub async fn update_user(
                 store::session::remove_all_of(tx, id, None)?;
             }
             for (kind, detail) in changes {
-                let mut ev = audit::event(kind, Some(aid), Some(id), Some(&cl));
+                let mut ev = audit::event(kind, aid, Some(id), cl.as_ref());
                 ev.detail = detail;
                 ev.email = Some(&u.email);
                 ev.record(&st, tx, now)?;
             }
+            Ok(u)
+        })
+        .await
+}
+
+/// Set a user's password (an admin's reset, `posta admin reset-password`): the policy
+/// applies, every session of the user ends.
+pub async fn reset_password(
+    state: &AppState,
+    actor: Actor<'_>,
+    id: Uuid,
+    password: &str,
+) -> Result<User> {
+    let u = state
+        .store
+        .read(|tx| store::user::get(tx, id))?
+        .ok_or(Error::NotFound("user"))?;
+    password::check_policy(password, state.cfg.password_min_length, &u.email, &u.name)?;
+    let (pw, cost) = (password.to_owned(), state.cost());
+    let hash = state
+        .hash_work(move |mem| password::hash_in(mem, &pw, cost))
+        .await??;
+    let (st, cl, aid, origin, now) = (
+        state.clone(),
+        actor.client(),
+        actor.id(),
+        actor.origin(),
+        state.now(),
+    );
+    state
+        .store
+        .write(move |tx| {
+            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+            u.password_hash = Some(hash);
+            u.updated_at = now;
+            store::user::update(tx, &u)?;
+            let n = store::session::remove_all_of(tx, id, None)?;
+            let mut ev = audit::event("password.changed", aid, Some(id), cl.as_ref());
+            ev.email = Some(&u.email);
+            ev.detail = format!("reset; {n} sessions ended{origin}");
+            ev.record(&st, tx, now)?;
             Ok(u)
         })
         .await

@@ -79,6 +79,44 @@ impl Caller {
     }
 }
 
+/// Who performs an administrative use case: an admin over the API, or the operator on the
+/// host (`posta admin …`, authorized by the file permissions of the data directory). Both go
+/// through the same rules (the last-admin safety, the password policy, the audit log).
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A signed-in admin, from a client.
+    Admin(&'a Caller, &'a ClientInfo),
+    /// The operator, on the host.
+    Host,
+}
+
+impl Actor<'_> {
+    /// The acting user, for the audit log.
+    #[must_use]
+    pub fn id(&self) -> Option<Uuid> {
+        match self {
+            Actor::Admin(c, _) => Some(c.user.id),
+            Actor::Host => None,
+        }
+    }
+    /// The client, for the audit log.
+    #[must_use]
+    pub fn client(&self) -> Option<ClientInfo> {
+        match self {
+            Actor::Admin(_, cl) => Some((*cl).clone()),
+            Actor::Host => None,
+        }
+    }
+    /// How the audit log's detail says where the change came from.
+    #[must_use]
+    pub fn origin(&self) -> &'static str {
+        match self {
+            Actor::Admin(..) => "",
+            Actor::Host => " (host command)",
+        }
+    }
+}
+
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page<T> {

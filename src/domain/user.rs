@@ -244,6 +244,15 @@ pub async fn ensure_first_admin(state: &AppState) -> Result<Option<String>> {
     Ok(generated.then_some(password))
 }
 
+/// The user with this email (canonicalised as at sign-up).
+pub fn find_by_email(state: &AppState, email: &str) -> Result<User> {
+    let e = canonical_email(email)?;
+    state
+        .store
+        .read(|tx| store::user::by_email(tx, &e))?
+        .ok_or(Error::NotFound("user"))
+}
+
 /// A strong random password (20 characters from a 56-symbol unambiguous alphabet, ~116 bits).
 pub fn generate_password() -> Result<String> {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";

@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Caller, admin, api_key, mfa};
+use crate::domain::{Actor, Caller, admin, api_key, mfa};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::state::AppState;
@@ -62,8 +62,8 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
         Route::AdminCreateUser => {
             let b: CreateUser = req.json().await?;
             let r = role(b.role.as_deref())?.unwrap_or(Role::User);
-            let u =
-                admin::create_user(state, c, &b.name, &b.email, &b.password, r, &client).await?;
+            let actor = Actor::Admin(c, &client);
+            let u = admin::create_user(state, actor, &b.name, &b.email, &b.password, r).await?;
             Ok(response::ok(StatusCode::CREATED, &UserView::from(&u)))
         }
         Route::AdminListUsers => {
@@ -78,7 +78,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
                 role: role(b.role.as_deref())?,
                 active: b.active,
             };
-            let u = admin::update_user(state, c, id, patch, &client).await?;
+            let u = admin::update_user(state, Actor::Admin(c, &client), id, patch).await?;
             Ok(response::ok(StatusCode::OK, &UserView::from(&u)))
         }
         Route::AdminDeleteUser(id) => {

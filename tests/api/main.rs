@@ -6,6 +6,7 @@ mod admin;
 mod api_keys;
 mod browser;
 mod common;
+mod host;
 mod idp;
 mod mfa;
 mod ops;
