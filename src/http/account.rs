@@ -13,7 +13,7 @@ use crate::state::AppState;
 use super::rendered;
 use super::request::Req;
 use super::response::{self, Resp};
-use super::router::Route;
+use super::router::Account;
 use super::view::{ApiKeyView, SessionView, UserView};
 
 #[derive(Deserialize)]
@@ -87,15 +87,15 @@ pub fn me(state: &AppState, c: &Caller) -> Result<Resp> {
 }
 
 /// Dispatch an account route (other than `GET /users/me`) for a signed-in caller.
-pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
+pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller) -> Result<Resp> {
     let client = req.client.clone();
     match route {
-        Route::UpdateMe => {
+        Account::UpdateMe => {
             let b: UpdateMe = req.json().await?;
             let u = user::update_profile(state, c, &b.name).await?;
             profile(state, c, &u)
         }
-        Route::ChangePassword => {
+        Account::ChangePassword => {
             let b: ChangePassword = req.json().await?;
             let n = user::change_password(state, c, &b.current_password, &b.new_password, &client)
                 .await?;
@@ -104,14 +104,14 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
                 &json!({"message": "password changed", "revoked_sessions": n}),
             ))
         }
-        Route::MfaSetup => {
+        Account::MfaSetup => {
             let e = mfa::setup(state, c).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"secret": e.secret, "url": e.url, "qr_code": e.qr_code}),
             ))
         }
-        Route::MfaVerify => {
+        Account::MfaVerify => {
             let b: Code = req.json().await?;
             let codes = mfa::verify(state, c, &b.code, &client).await?;
             Ok(response::ok(
@@ -119,36 +119,36 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
                 &json!({"recovery_codes": codes}),
             ))
         }
-        Route::MfaDisable => {
+        Account::MfaDisable => {
             let b: Code = req.json().await?;
             mfa::disable(state, c, &b.code, &client).await?;
             Ok(message("two-factor authentication disabled"))
         }
-        Route::ListSessions => {
+        Account::ListSessions => {
             let v: Vec<SessionView> = session::list(state, c)?
                 .iter()
                 .map(|s| SessionView::new(s, c))
                 .collect();
             Ok(response::ok(StatusCode::OK, &v))
         }
-        Route::RevokeSession(id) => {
+        Account::RevokeSession(id) => {
             session::revoke(state, c, id).await?;
             Ok(message("session revoked"))
         }
-        Route::RevokeOtherSessions => {
+        Account::RevokeOtherSessions => {
             let n = session::revoke_others(state, c).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "other sessions revoked", "revoked": n}),
             ))
         }
-        Route::Logout => {
+        Account::Logout => {
             session::logout(state, c).await?;
             let mut r = message("signed out");
             response::set_cookie(&mut r, &super::cookie::clear(state));
             Ok(r)
         }
-        Route::CreateApiKey => {
+        Account::CreateApiKey => {
             let b: CreateApiKey = req.json().await?;
             let input = NewKeyInput {
                 name: b.name,
@@ -172,19 +172,18 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
                 }),
             ))
         }
-        Route::ListApiKeys => {
+        Account::ListApiKeys => {
             let (page, size) = req.paging()?;
             let p = api_key::list_own(state, c, page, size)?;
             Ok(response::paged(&p, ApiKeyView::from))
         }
-        Route::RevokeApiKey(id) => {
+        Account::RevokeApiKey(id) => {
             let k = api_key::revoke(state, c, id, &client).await?;
             Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))
         }
-        Route::DeleteApiKey(id) => {
+        Account::DeleteApiKey(id) => {
             api_key::delete(state, c, id, false, &client).await?;
             Ok(message("api key deleted"))
         }
-        _ => Err(Error::NotFound("route")),
     }
 }

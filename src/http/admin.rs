@@ -11,7 +11,7 @@ use crate::state::AppState;
 
 use super::request::Req;
 use super::response::{self, Resp};
-use super::router::Route;
+use super::router::Admin;
 use super::view::{ApiKeyView, EventView, UserView};
 
 #[derive(Deserialize)]
@@ -56,22 +56,22 @@ fn role(s: Option<&str>) -> Result<Option<Role>> {
 }
 
 /// Dispatch an admin route (the caller is an admin with a session).
-pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -> Result<Resp> {
+pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -> Result<Resp> {
     let client = req.client.clone();
     match route {
-        Route::AdminCreateUser => {
+        Admin::CreateUser => {
             let b: CreateUser = req.json().await?;
             let r = role(b.role.as_deref())?.unwrap_or(Role::User);
             let actor = Actor::Admin(c, &client);
             let u = admin::create_user(state, actor, &b.name, &b.email, &b.password, r).await?;
             Ok(response::ok(StatusCode::CREATED, &UserView::from(&u)))
         }
-        Route::AdminListUsers => {
+        Admin::ListUsers => {
             let (page, size) = req.paging()?;
             let p = admin::list_users(state, req.query("search").as_deref(), page, size)?;
             Ok(response::paged(&p, UserView::from))
         }
-        Route::AdminUpdateUser(id) => {
+        Admin::UpdateUser(id) => {
             let b: UpdateUser = req.json().await?;
             let patch = admin::UserPatch {
                 name: b.name,
@@ -81,44 +81,44 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
             let u = admin::update_user(state, Actor::Admin(c, &client), id, patch).await?;
             Ok(response::ok(StatusCode::OK, &UserView::from(&u)))
         }
-        Route::AdminDeleteUser(id) => {
+        Admin::DeleteUser(id) => {
             admin::delete_user(state, c, id, &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "user deleted"}),
             ))
         }
-        Route::AdminReset2fa(id) => {
+        Admin::Reset2fa(id) => {
             mfa::reset(state, Some(c.user.id), id, Some(&client)).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "two-factor authentication disabled"}),
             ))
         }
-        Route::AdminRevokeSessions(id) => {
+        Admin::RevokeSessions(id) => {
             let n = admin::revoke_sessions(state, c, id, &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "sessions revoked", "revoked": n}),
             ))
         }
-        Route::AdminListApiKeys => {
+        Admin::ListApiKeys => {
             let (page, size) = req.paging()?;
             let p = api_key::list_all(state, page, size)?;
             Ok(response::paged(&p, ApiKeyView::from))
         }
-        Route::AdminDeleteApiKey(id) => {
+        Admin::DeleteApiKey(id) => {
             api_key::delete(state, c, id, true, &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "api key deleted"}),
             ))
         }
-        Route::AdminGetSettings => Ok(response::ok(
+        Admin::GetSettings => Ok(response::ok(
             StatusCode::OK,
             &admin::settings_view(&state.settings()),
         )),
-        Route::AdminPutSettings => {
+        Admin::PutSettings => {
             let b: PutSettings = req.json().await?;
             let updates = b
                 .settings
@@ -128,7 +128,7 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
             let s = admin::put_settings(state, c, updates, &client).await?;
             Ok(response::ok(StatusCode::OK, &admin::settings_view(&s)))
         }
-        Route::AdminEvents => {
+        Admin::Events => {
             let (page, size) = req.paging()?;
             let user_id = match req.query("user_id") {
                 Some(u) if !u.is_empty() => Some(
@@ -141,6 +141,5 @@ pub async fn handle(state: &AppState, route: Route, req: &mut Req, c: &Caller) -
             let p = admin::events(state, kind.as_deref(), user_id, page, size)?;
             Ok(response::paged(&p, EventView::from))
         }
-        _ => Err(Error::NotFound("route")),
     }
 }

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use super::rendered::{self, Forward};
 use super::request::Req;
 use super::response::{self, Resp};
-use super::router::Route;
+use super::router::{Probe, SignIn};
 use super::view::{Time, UserView};
 
 #[derive(Deserialize)]
@@ -49,10 +49,10 @@ fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
     r
 }
 
-/// Routes that need no caller and await nothing: probes, info, registration status.
-pub fn public(state: &AppState, route: Route) -> Result<Resp> {
+/// Probes and documents: no caller, nothing awaited.
+pub fn probe(state: &AppState, route: Probe) -> Result<Resp> {
     match route {
-        Route::Healthz => {
+        Probe::Healthz => {
             #[derive(Serialize)]
             struct Health {
                 status: &'static str,
@@ -66,7 +66,7 @@ pub fn public(state: &AppState, route: Route) -> Result<Resp> {
                 },
             ))
         }
-        Route::Readyz => match state.store.check() {
+        Probe::Readyz => match state.store.check() {
             Ok(()) => Ok(response::ok(
                 StatusCode::OK,
                 &json!({"status": "ok", "checks": {"database": "ok"}}),
@@ -78,19 +78,37 @@ pub fn public(state: &AppState, route: Route) -> Result<Resp> {
                 Ok(r)
             }
         },
-        Route::Info => Ok(info()),
-        Route::RegistrationStatus => Ok(response::ok(
+        Probe::RegistrationStatus => Ok(response::ok(
             StatusCode::OK,
             &json!({"registration_enabled": state.registration_enabled()}),
         )),
-        _ => Err(Error::Unauthorized),
+        Probe::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(
+            StatusCode::OK,
+            "application/json",
+            super::openapi::document().to_string(),
+        )),
+        Probe::Metrics if state.cfg.metrics_enabled => Ok(metrics(state)),
+        Probe::OpenApi | Probe::Metrics => Err(Error::NotFound("route")),
     }
 }
 
+fn metrics(state: &AppState) -> Resp {
+    let facts = crate::metrics::StoreFacts {
+        sessions: state.store.read(crate::store::session::count).ok(),
+        bytes: crate::store::Store::file_size(&state.cfg.db_path()),
+        writable: state.store.writable(),
+    };
+    response::ok_raw(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        state.metrics.render(&facts),
+    )
+}
+
 /// `POST /auth/login` and `POST /auth/register`.
-pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<Resp> {
     match route {
-        Route::Login => {
+        SignIn::Login => {
             let b: LoginRequest = req.json().await?;
             let new_device = super::cookie::device(state, req)?;
             let s = session::login(
@@ -107,7 +125,7 @@ pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Re
             }
             Ok(r)
         }
-        Route::Register => {
+        SignIn::Register => {
             let b: RegisterRequest = req.json().await?;
             let new_device = super::cookie::device(state, req)?;
             let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
@@ -117,11 +135,11 @@ pub async fn sign_in(state: &AppState, route: Route, req: &mut Req) -> Result<Re
             }
             Ok(r)
         }
-        _ => Err(Error::Unauthorized),
     }
 }
 
-fn info() -> Resp {
+/// `GET /info` (public unless `info_public = false`).
+pub fn info() -> Resp {
     response::ok(
         StatusCode::OK,
         &json!({"name": "posta", "version": crate::version::VERSION, "commit": crate::version::COMMIT}),
@@ -141,11 +159,8 @@ struct VerifyView<'a> {
 /// What a session may do: everything.
 static ALL_SCOPES: LazyLock<[String; 1]> = LazyLock::new(|| ["*".to_owned()]);
 
-/// `GET /auth/verify` (forward auth) and `GET /info` when it is not public.
-pub fn verify(_state: &AppState, route: Route, req: &Req, c: &Caller) -> Result<Resp> {
-    if route == Route::Info {
-        return Ok(info());
-    }
+/// `GET /auth/verify` (forward auth).
+pub fn verify(req: &Req, c: &Caller) -> Result<Resp> {
     let (_, scopes) = grant(c);
     if let Some(need) = req.query("scope")
         && !scopes.iter().any(|s| s == "*" || *s == need)

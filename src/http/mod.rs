@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use request::Req;
 use response::Resp;
-use router::{Access, Route};
+use router::{Access, Endpoint};
 
 type Pending<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
@@ -246,9 +246,9 @@ fn route(
         *route_name = "dashboard";
         return Ok(Step::Now(Ok(page)));
     }
-    let route = Route::parse(req.method(), req.uri().path())?;
-    *route_name = route.name();
-    if route.opens_session() {
+    let endpoint = Endpoint::parse(req.method(), req.uri().path())?;
+    *route_name = endpoint.name();
+    if endpoint.opens_session() {
         // Only sign-ins record the user agent (with the session); skip the copy elsewhere.
         client.user_agent = request::user_agent(req.headers());
     }
@@ -261,20 +261,67 @@ fn route(
         std::time::Duration::from_secs(state.cfg.header_read_timeout_secs.max(1)),
         client,
     );
-    let access = match route {
-        Route::Info if !state.cfg.info_public => Access::Any,
-        ref r => r.access(),
+    let access = match endpoint {
+        Endpoint::Info if !state.cfg.info_public => Access::Any,
+        ref e => e.access(),
     };
-    let caller = authorize(state, &route, access, &req)?;
-    // The hot answers borrow the request: moving its 320 bytes into `dispatch` cost a copy.
-    Ok(match (&caller, &route) {
-        (Some(c), Route::Verify | Route::Info) => Step::Now(auth::verify(state, route, &req, c)),
-        (Some(c), Route::Me) => Step::Now(account::me(state, c)),
-        _ => dispatch(state, route, req, caller),
+    let caller = authorize(state, &endpoint, access, &req)?;
+    // One match, no wildcard: each group goes to its handler, whose own match over the group
+    // has none either. The hot answers (forward auth, `/info`, `/users/me`) borrow the
+    // request; the others own it in a future.
+    Ok(match endpoint {
+        Endpoint::Verify => Step::Now(auth::verify(&req, signed_in(caller.as_ref())?)),
+        Endpoint::Info => Step::Now(Ok(auth::info())),
+        Endpoint::Me => Step::Now(account::me(state, signed_in(caller.as_ref())?)),
+        Endpoint::Probe(p) => Step::Now(auth::probe(state, p)),
+        Endpoint::SignIn(s) => later(state, req, move |state, mut req| async move {
+            auth::sign_in(&state, s, &mut req).await
+        }),
+        Endpoint::Sso(s) => later(state, req, move |state, mut req| async move {
+            oauth::public(&state, s, &mut req).await
+        }),
+        Endpoint::Account(a) => {
+            let c = owned(caller)?;
+            later(state, req, move |state, mut req| async move {
+                account::handle(&state, a, &mut req, &c).await
+            })
+        }
+        Endpoint::Links(l) => {
+            let c = owned(caller)?;
+            later(state, req, move |state, mut req| async move {
+                oauth::links(&state, l, &mut req, &c).await
+            })
+        }
+        Endpoint::Admin(a) => {
+            let c = owned(caller)?;
+            later(state, req, move |state, mut req| async move {
+                admin::handle(&state, a, &mut req, &c).await
+            })
+        }
+        Endpoint::AdminSso(a) => {
+            let c = owned(caller)?;
+            later(state, req, move |state, mut req| async move {
+                oauth::admin(&state, a, &mut req, &c).await
+            })
+        }
     })
 }
 
-fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Result<Option<Caller>> {
+/// The caller of an endpoint whose access is not public (`authorize` made sure of one).
+fn signed_in(caller: Option<&Caller>) -> Result<&Caller> {
+    caller.ok_or(Error::Unauthorized)
+}
+
+fn owned(caller: Option<Caller>) -> Result<Caller> {
+    caller.ok_or(Error::Unauthorized)
+}
+
+fn authorize(
+    state: &AppState,
+    route: &Endpoint,
+    access: Access,
+    req: &Req,
+) -> Result<Option<Caller>> {
     if access == Access::Public {
         return Ok(None);
     }
@@ -301,68 +348,4 @@ fn authorize(state: &AppState, route: &Route, access: Access, req: &Req) -> Resu
         return Err(Error::Forbidden("admin role required".into()));
     }
     Ok(Some(caller))
-}
-
-/// The routes that own the request. (`/auth/verify`, `/info` and `/users/me` for a caller are
-/// answered in [`route`], borrowing it.)
-fn dispatch(state: &AppState, route: Route, req: Req, caller: Option<Caller>) -> Step {
-    let Some(c) = caller else {
-        return match route {
-            Route::OauthProviders | Route::OauthAuthorize(_) | Route::OauthCallback(_) => {
-                later(state, req, |state, mut req| async move {
-                    oauth::public(&state, route, &mut req).await
-                })
-            }
-            Route::Login | Route::Register => later(state, req, |state, mut req| async move {
-                auth::sign_in(&state, route, &mut req).await
-            }),
-            Route::OpenApi if state.cfg.openapi_docs => Step::Now(Ok(response::ok_raw(
-                StatusCode::OK,
-                "application/json",
-                openapi::document().to_string(),
-            ))),
-            Route::Metrics if state.cfg.metrics_enabled => Step::Now(metrics(state)),
-            Route::OpenApi | Route::Metrics => Step::Now(Err(Error::NotFound("route"))),
-            other => Step::Now(auth::public(state, other)),
-        };
-    };
-    match route {
-        Route::AdminCreateUser
-        | Route::AdminListUsers
-        | Route::AdminUpdateUser(_)
-        | Route::AdminDeleteUser(_)
-        | Route::AdminReset2fa(_)
-        | Route::AdminRevokeSessions(_)
-        | Route::AdminListApiKeys
-        | Route::AdminDeleteApiKey(_)
-        | Route::AdminGetSettings
-        | Route::AdminPutSettings
-        | Route::AdminEvents => later(state, req, |state, mut req| async move {
-            admin::handle(&state, route, &mut req, &c).await
-        }),
-        Route::MyOauthLinks
-        | Route::UnlinkOauth(_)
-        | Route::AdminListProviders
-        | Route::AdminCreateProvider
-        | Route::AdminUpdateProvider(_)
-        | Route::AdminDeleteProvider(_) => later(state, req, |state, mut req| async move {
-            oauth::authenticated(&state, route, &mut req, &c).await
-        }),
-        other => later(state, req, |state, mut req| async move {
-            account::handle(&state, other, &mut req, &c).await
-        }),
-    }
-}
-
-fn metrics(state: &AppState) -> Result<Resp> {
-    let facts = crate::metrics::StoreFacts {
-        sessions: state.store.read(crate::store::session::count).ok(),
-        bytes: crate::store::Store::file_size(&state.cfg.db_path()),
-        writable: state.store.writable(),
-    };
-    Ok(response::ok_raw(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        state.metrics.render(&facts),
-    ))
 }

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use super::cookie;
 use super::request::Req;
 use super::response::{self, Resp};
-use super::router::Route;
+use super::router::{AdminSso, Links, Sso};
 use super::view::UserView;
 
 /// Cookie binding an authorization to the browser that started it (login CSRF defence).
@@ -118,16 +118,16 @@ impl From<&OauthProvider> for ProviderView {
 }
 
 /// Public SSO routes.
-pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Resp> {
+pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp> {
     match route {
-        Route::OauthProviders => {
+        Sso::Providers => {
             let list: Vec<_> = oidc::enabled_providers(state)?
                 .iter()
                 .map(|p| json!({"id": p.id, "slug": p.slug, "name": p.name, "type": p.kind.as_str()}))
                 .collect();
             Ok(response::ok(StatusCode::OK, &json!({"providers": list})))
         }
-        Route::OauthAuthorize(slug) => {
+        Sso::Authorize(slug) => {
             let (url, binding) = oidc::authorize(state, &slug, &req.client).await?;
             let mut r = response::redirect(&url);
             response::set_cookie(
@@ -136,7 +136,7 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
             );
             Ok(r)
         }
-        Route::OauthCallback(slug) => {
+        Sso::Callback(slug) => {
             let cb = Callback {
                 slug,
                 code: req.query("code"),
@@ -147,7 +147,6 @@ pub async fn public(state: &AppState, route: Route, req: &mut Req) -> Result<Res
             let result = oidc::callback(state, cb, &req.client).await;
             Ok(callback_response(state, result))
         }
-        _ => Err(Error::NotFound("route")),
     }
 }
 
@@ -205,53 +204,53 @@ fn link_view(l: &OauthLink, p: Option<&OauthProvider>) -> serde_json::Value {
     })
 }
 
-/// SSO routes for a signed-in caller (own links; provider administration for admins).
-pub async fn authenticated(
-    state: &AppState,
-    route: Route,
-    req: &mut Req,
-    c: &Caller,
-) -> Result<Resp> {
-    let client = req.client.clone();
+/// A signed-in caller's own identity-provider links.
+pub async fn links(state: &AppState, route: Links, req: &mut Req, c: &Caller) -> Result<Resp> {
     match route {
-        Route::MyOauthLinks => {
+        Links::List => {
             let v: Vec<_> = oidc::links(state, c)?
                 .iter()
                 .map(|(l, p)| link_view(l, p.as_ref()))
                 .collect();
             Ok(response::ok(StatusCode::OK, &v))
         }
-        Route::UnlinkOauth(pid) => {
-            oidc::unlink(state, c, pid, &client).await?;
+        Links::Unlink(pid) => {
+            oidc::unlink(state, c, pid, &req.client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "unlinked"}),
             ))
         }
-        Route::AdminListProviders => {
+    }
+}
+
+/// Identity-provider administration (the caller is an admin with a session).
+pub async fn admin(state: &AppState, route: AdminSso, req: &mut Req, c: &Caller) -> Result<Resp> {
+    let client = req.client.clone();
+    match route {
+        AdminSso::List => {
             let v: Vec<ProviderView> = oidc::list_providers(state)?
                 .iter()
                 .map(ProviderView::from)
                 .collect();
             Ok(response::ok(StatusCode::OK, &v))
         }
-        Route::AdminCreateProvider => {
+        AdminSso::Create => {
             let b: ProviderBody = req.json().await?;
             let p = oidc::create_provider(state, c, b.into(), &client).await?;
             Ok(response::ok(StatusCode::CREATED, &ProviderView::from(&p)))
         }
-        Route::AdminUpdateProvider(id) => {
+        AdminSso::Update(id) => {
             let b: ProviderBody = req.json().await?;
             let p = oidc::update_provider(state, c, id, b.into(), &client).await?;
             Ok(response::ok(StatusCode::OK, &ProviderView::from(&p)))
         }
-        Route::AdminDeleteProvider(id) => {
+        AdminSso::Delete(id) => {
             oidc::delete_provider(state, c, id, &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "provider deleted"}),
             ))
         }
-        _ => Err(Error::NotFound("route")),
     }
 }

@@ -179,7 +179,7 @@ async fn openapi_matches_the_router() {
                 .replace("{id}", "00000000-0000-0000-0000-000000000001")
                 .replace("{provider_id}", "00000000-0000-0000-0000-000000000002");
             let route =
-                posta::http::router::Route::parse(&m.to_uppercase().parse().unwrap(), &concrete)
+                posta::http::router::Endpoint::parse(&m.to_uppercase().parse().unwrap(), &concrete)
                     .unwrap();
             assert_eq!(op["operationId"], route.name(), "{m} {p}");
         }
