@@ -6,6 +6,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use time::format_description::well_known::Rfc3339;
+
 /// A source of the current time in Unix seconds.
 pub trait Clock: Send + Sync + 'static {
     /// Seconds since the Unix epoch.
@@ -85,9 +87,9 @@ impl Rfc3339Buf {
     }
 
     /// The one renderer, as bytes for a byte buffer (the access log) to take without a UTF-8
-    /// check: digits filled in by arithmetic, because it runs on every health check and log
-    /// line, where a general date formatter (or `fmt::Write` piece by piece) cost more than
-    /// the rest of the line.
+    /// check. It runs on every health check and log line, where a general date formatter
+    /// cost more than the rest of the line: so each thread keeps the last second it rendered,
+    /// and only a new second is formatted.
     pub fn bytes(&mut self, ts: i64, micros: Option<u32>) -> &[u8] {
         thread_local! {
             // The last second this thread rendered: log lines and health checks ask for the
@@ -98,22 +100,19 @@ impl Rfc3339Buf {
         match LAST.get() {
             Some((at, bytes)) if at == ts => self.buf = bytes,
             _ => {
-                let (days, secs) = (ts.div_euclid(86_400), ts.rem_euclid(86_400));
-                let (y, m, d) = civil_from_days(days);
-                if !(0..=9999).contains(&y) {
+                // The date by the `time` crate, once per second per thread (above): its cost
+                // does not show; only the microseconds are filled in here.
+                let mut date = [0u8; 20];
+                let written = time::OffsetDateTime::from_unix_timestamp(ts)
+                    .ok()
+                    .and_then(|t| t.format_into(&mut &mut date[..], &Rfc3339).ok());
+                if written != Some(20) {
+                    // Years outside 0000-9999 have no RFC 3339 form.
                     return b"";
                 }
                 self.buf = *b"0000-00-00T00:00:00.000000Z";
-                let fields = [
-                    (0..4, y),
-                    (5..7, m),
-                    (8..10, d),
-                    (11..13, secs / 3600),
-                    (14..16, secs / 60 % 60),
-                    (17..19, secs % 60),
-                ];
-                for (at, v) in fields {
-                    digits(self.buf.get_mut(at).unwrap_or_default(), v);
+                if let (Some(to), Some(from)) = (self.buf.get_mut(..19), date.get(..19)) {
+                    to.copy_from_slice(from);
                 }
                 LAST.set(Some((ts, self.buf)));
             }
@@ -142,19 +141,6 @@ fn digits(out: &mut [u8], mut v: i64) {
         *c = b'0' + u8::try_from(v % 10).unwrap_or(0);
         v /= 10;
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

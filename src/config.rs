@@ -341,15 +341,13 @@ impl Config {
 }
 
 fn toml_string(c: &Config) -> String {
-    // figment has no serializer; render the flat map ourselves (all values are scalars).
-    let mut out = String::new();
+    // figment reads TOML but writes none: the `toml` crate renders the values (quoting and
+    // escaping are TOML's own); keys without a value, which TOML cannot write, follow as
+    // comments so that every key shows.
+    let mut out = toml::to_string(c).unwrap_or_else(|e| format!("# not renderable: {e}\n"));
     if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(c) {
-        for (k, v) in m {
-            match v {
-                serde_json::Value::Null => out.push_str(&format!("# {k} = (unset)\n")),
-                serde_json::Value::String(s) => out.push_str(&format!("{k} = {s:?}\n")),
-                other => out.push_str(&format!("{k} = {other}\n")),
-            }
+        for (k, _) in m.iter().filter(|(_, v)| v.is_null()) {
+            out.push_str(&format!("# {k} = (unset)\n"));
         }
     }
     out
@@ -401,6 +399,11 @@ mod tests {
         let t = c.masked_toml();
         assert!(!t.contains(&"x".repeat(40)));
         assert!(t.contains("jwt_secret = \"********\""));
+        assert!(t.contains("# tls_cert = (unset)"), "{t}");
+        // What is printed reads back as the same configuration.
+        let back: Config = toml::from_str(&t).unwrap();
+        assert_eq!(back.port, c.port);
+        assert_eq!(back.cors_origins, c.cors_origins);
         assert_eq!(format!("{:?}", c.jwt_secret), "Some([redacted])");
     }
 

@@ -13,7 +13,6 @@ pub mod config;
 pub mod control;
 pub mod domain;
 pub mod error;
-pub mod fast_hash;
 pub mod http;
 pub mod log_sink;
 pub mod metrics;

@@ -15,16 +15,15 @@
 //! hit writes only memory its own core owns. The price is one full verification per thread
 //! and credential.
 
-use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 
+use rustc_hash::FxBuildHasher;
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
-
-use crate::fast_hash::FastBuild;
 
 use crate::model::User;
 
@@ -65,28 +64,30 @@ pub struct Verified {
     pub grant: Grant,
     /// Unix time from which the credential is expired (token, session or key expiry).
     pub valid_until: i64,
-    /// What callers derived from this verification (shared by the entry and its hits).
-    pub derived: Derived,
+    /// Names this verification (shared by the entry and its hits): what a presentation layer
+    /// renders from it can be kept under this name, and is exactly as fresh.
+    pub id: VerificationId,
 }
 
-/// A value computed once from a verification (a rendered profile, forward-auth headers) and
-/// kept with it: it can only depend on what the verification holds, so it is exactly as
-/// fresh, and it is dropped with the entry when a write invalidates it. The type is the
-/// caller's (this layer knows nothing of HTTP); one type per verification.
-#[derive(Clone, Default)]
-pub struct Derived(Arc<OnceLock<Box<dyn Any + Send + Sync>>>);
+/// A process-unique name of one verification. A write that invalidates the verification
+/// makes the next request verify again, under a new name, so a rendering kept under the old
+/// one is never served again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerificationId(u64);
 
-impl Derived {
-    /// The value, computed by `init` on first use. `None` if a value of another type was
-    /// stored first.
-    pub fn get_or_init<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<&T> {
-        self.0.get_or_init(|| Box::new(init())).downcast_ref()
+static NEXT_VERIFICATION: AtomicU64 = AtomicU64::new(0);
+
+impl VerificationId {
+    /// A name no other verification of this process has.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(NEXT_VERIFICATION.fetch_add(1, Ordering::Relaxed))
     }
 }
 
-impl std::fmt::Debug for Derived {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Derived")
+impl Default for VerificationId {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -110,7 +111,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 thread_local! {
     /// This thread's entries of every cache, by (cache id, hash of the token's tail).
-    static ENTRIES: RefCell<HashMap<(u64, u64), Entry, FastBuild>> =
+    static ENTRIES: RefCell<HashMap<(u64, u64), Entry, FxBuildHasher>> =
         RefCell::new(HashMap::default());
 }
 
@@ -141,7 +142,7 @@ impl CredentialCache {
         let tail = token
             .get(token.len().saturating_sub(TAIL)..)
             .unwrap_or(token);
-        (self.id, FastBuild::default().hash_one(tail))
+        (self.id, FxBuildHasher.hash_one(tail))
     }
 
     /// The verification of `token`, if this thread made one at store generation `generation`.
@@ -152,7 +153,7 @@ impl CredentialCache {
             let e = map.get(&slot)?;
             // SECURITY: the whole presented token must equal the verified one, compared in
             // constant time (the 64-bit slot alone is not proof).
-            (e.generation == generation && constant_time_eq::constant_time_eq(&e.token, token))
+            (e.generation == generation && bool::from(e.token.as_ref().ct_eq(token)))
                 .then(|| e.verified.clone())
         })
     }
@@ -207,7 +208,7 @@ mod tests {
                 linked_providers: Arc::from([]),
             },
             valid_until: 100,
-            derived: Derived::default(),
+            id: VerificationId::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use crate::state::AppState;
 use crate::store;
 
 use super::{Caller, ClientInfo, Page, audit};
-use crate::auth::credential_cache::{Grant, Verified};
+use crate::auth::credential_cache::{Grant, VerificationId, Verified};
 
 /// Scopes a key may carry.
 pub const SCOPES: &[&str] = &["send", "read", "*"];
@@ -232,7 +232,7 @@ pub fn verify(state: &AppState, presented: &str, now: i64) -> Result<Verified> {
             reported: Arc::new(AtomicI64::new(i64::MIN)),
         },
         valid_until: key.expires_at.unwrap_or(i64::MAX),
-        derived: Default::default(),
+        id: VerificationId::new(),
     })
 }
 

@@ -58,9 +58,9 @@ pub struct Caller {
     pub user: Arc<User>,
     /// The credential used.
     pub kind: AuthKind,
-    /// What the presentation layer derived from this credential's verification; cached with
-    /// it (see [`crate::auth::credential_cache::Derived`]).
-    pub derived: crate::auth::credential_cache::Derived,
+    /// Names the verification this caller rests on: a presentation layer may keep what it
+    /// renders from it under this name.
+    pub verification: crate::auth::credential_cache::VerificationId,
 }
 
 impl Caller {

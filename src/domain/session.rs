@@ -14,7 +14,7 @@ use crate::store::{self, WriteTransaction};
 
 use super::proof::{self, Proofs};
 use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
-use crate::auth::credential_cache::{Grant, Verified};
+use crate::auth::credential_cache::{Grant, VerificationId, Verified};
 use crate::auth::throttle::Attempt;
 
 /// A successful sign-in.
@@ -341,7 +341,7 @@ fn verify_token(state: &AppState, bearer: &str, now: i64) -> Result<Verified> {
             linked_providers: linked.into(),
         },
         valid_until: claims.exp.min(session.expires_at),
-        derived: Default::default(),
+        id: VerificationId::new(),
     })
 }
 
@@ -383,7 +383,7 @@ fn admit(state: &AppState, v: Verified, client: &ClientInfo, now: i64) -> Result
     Ok(Caller {
         user: v.user,
         kind,
-        derived: v.derived,
+        verification: v.id,
     })
 }
 

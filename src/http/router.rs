@@ -9,7 +9,7 @@ use http::Method;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::fast_hash::FastBuild;
+use rustc_hash::FxBuildHasher;
 
 /// What a route requires of the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,7 +231,7 @@ pub static ROUTES: &[Spec] = &[
 /// [`ROUTES`] indexed for matching: literal paths by exact lookup, the templated rest scanned in
 /// table order. Built once; matching was the largest own cost of a cheap request.
 struct Table {
-    literal: HashMap<&'static str, Vec<&'static Spec>, FastBuild>,
+    literal: HashMap<&'static str, Vec<&'static Spec>, FxBuildHasher>,
     templated: Vec<&'static Spec>,
 }
 

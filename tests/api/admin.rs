@@ -53,6 +53,13 @@ async fn user_management() {
     assert_eq!(v["data"].as_array().unwrap().len(), 2);
     let (_, v) = s.get("/api/v1/admin/users?search=zed@", Some(&admin)).await;
     assert_eq!(v["data"][0]["id"], zed.as_str());
+    // The query is form-decoded: `%40` is `@`, `+` a space (no name has one: nothing found).
+    let (_, v) = s
+        .get("/api/v1/admin/users?search=zed%40example", Some(&admin))
+        .await;
+    assert_eq!(v["data"][0]["id"], zed.as_str());
+    let (_, v) = s.get("/api/v1/admin/users?search=z+ed", Some(&admin)).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 0, "{v}");
     assert_eq!(
         s.get("/api/v1/admin/users?size=101", Some(&admin)).await.0,
         400
