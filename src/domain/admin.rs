@@ -32,7 +32,7 @@ pub async fn create_user(
             ev.email = Some(&u.email);
             ev.detail = format!("role {}{origin}", u.role.as_str());
             ev.record(&st, tx, now)?;
-            Ok(u)
+            Ok(u.clone())
         })
         .await
 }
@@ -95,8 +95,8 @@ pub async fn update_user(
             let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
             let was_active_admin = u.active && u.role == Role::Admin;
             let mut changes = Vec::new();
-            if let Some(n) = name {
-                u.name = n;
+            if let Some(n) = &name {
+                u.name.clone_from(n);
             }
             if let Some(r) = patch.role.filter(|r| *r != u.role) {
                 changes.push((
@@ -160,7 +160,7 @@ pub async fn reset_password(
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.password_hash = Some(hash);
+            u.password_hash = Some(hash.clone());
             u.updated_at = now;
             store::user::update(tx, &u)?;
             let n = store::session::remove_all_of(tx, id, None)?;

@@ -246,7 +246,7 @@ pub async fn flush_usage(state: &AppState) -> Result<usize> {
         .store
         .write(move |tx| {
             let mut n = 0;
-            for (id, t) in pending {
+            for (&id, &t) in &pending {
                 if let Some(mut k) = store::api_key::get(tx, id)?
                     && k.last_used_at.is_none_or(|old| old < t)
                 {

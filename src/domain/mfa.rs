@@ -44,7 +44,7 @@ pub async fn setup(state: &AppState, caller: &Caller) -> Result<Enrolment> {
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, uid)?.ok_or(Error::NotFound("user"))?;
-            u.pending_totp = Some(sealed);
+            u.pending_totp = Some(sealed.clone());
             u.updated_at = now;
             store::user::update(tx, &u)
         })
@@ -115,7 +115,7 @@ pub async fn verify(
             u.totp = Some(Totp {
                 secret_sealed: sealed,
                 last_step: step,
-                recovery_hashes: hashes,
+                recovery_hashes: hashes.clone(),
             });
             u.pending_totp = None;
             u.updated_at = now;

@@ -155,7 +155,7 @@ impl<'a> Proofs<'a> {
                 }
                 let mut ev = audit::event(kind, subject, subject, Some(&cl));
                 ev.email = Some(&email);
-                ev.detail = reason;
+                ev.detail.clone_from(&reason);
                 ev.append(tx, max, now)
             })
             .await

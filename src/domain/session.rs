@@ -176,7 +176,7 @@ pub async fn login(
             {
                 return Ok(Err(()));
             }
-            if let Some(h) = rehash {
+            if let Some(h) = rehash.clone() {
                 u.password_hash = Some(h);
             }
             complete_sign_in(&st, tx, u, &cl, now, "password", setup_required).map(Ok)
@@ -271,7 +271,7 @@ pub async fn register(
             ev.record(&st, tx, now)?;
             Ok(SignedIn {
                 token,
-                user: u,
+                user: u.clone(),
                 expires_at,
                 two_factor_setup_required: setup_required,
             })

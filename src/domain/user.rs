@@ -136,7 +136,7 @@ pub async fn update_profile(state: &AppState, caller: &Caller, name: &str) -> Re
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.name = name;
+            u.name.clone_from(&name);
             u.updated_at = now;
             store::user::update(tx, &u)?;
             Ok(u)
@@ -195,7 +195,7 @@ pub async fn change_password(
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.password_hash = Some(hash);
+            u.password_hash = Some(hash.clone());
             u.updated_at = now;
             store::user::update(tx, &u)?;
             let n = store::session::remove_all_of(tx, id, keep)?;

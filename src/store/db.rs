@@ -263,7 +263,7 @@ impl Store {
     /// One write transaction on the blocking pool; committed only if `f` returns `Ok`.
     pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T> + Send + 'static,
+        f: impl FnMut(&WriteTransaction) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || store.write_blocking(f))
@@ -276,7 +276,7 @@ impl Store {
     /// A write refused because an earlier one failed (the database latched the failure) is
     /// run again once the database is reopened; a write whose own commit failed is reported
     /// as failed, and the database is reopened for the next one.
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+    pub fn write_blocking<T>(&self, f: impl FnMut(&WriteTransaction) -> Result<T>) -> Result<T> {
         let slot = self.slot_blocking();
         let epoch = slot.epoch;
         let begun = match slot.db.as_ref() {
@@ -526,6 +526,7 @@ mod tests {
         let ran = Rc::new(Cell::new(0));
         let r = ran.clone();
         let failed: Result<()> = store.write_blocking(move |_| {
+            let r = r.clone();
             after_commit(move || r.set(r.get() + 1));
             Err(Error::Conflict("rolled back".into()))
         });
@@ -534,6 +535,7 @@ mod tests {
         let r = ran.clone();
         store
             .write_blocking(move |_| {
+                let r = r.clone();
                 after_commit(move || r.set(r.get() + 10));
                 Ok(())
             })

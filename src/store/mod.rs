@@ -1,13 +1,14 @@
-//! The embedded store: one redb file owning every table and transaction.
+//! The store: every table, record and transaction, and the boundary the use cases see.
 //!
-//! Nothing outside this module names redb types in its logic. Use cases run one closure in one
-//! transaction: [`Store::read`] on the caller's thread (redb reads are microseconds and never
-//! block on writers), [`Store::write`] on the blocking pool (commits fsync).
-//!
-//! A failed write to the file (a full disk, an I/O error) leaves redb refusing every later
-//! write until the database is opened again. The store then reopens it itself, which runs
-//! redb's recovery to the last committed transaction: once the cause is gone (space freed),
-//! writes resume without a restart, and nothing committed before is lost.
+//! The boundary, which a second backend (PostgreSQL, for replicas) implements without the
+//! domain changing: a use case reads through [`Store::read`] (one closure over a consistent
+//! snapshot) and writes through [`Store::write`] (one closure, one serializable transaction).
+//! Inside, it calls only the per-table functions of this module (`store::user::get`,
+//! `store::session::insert`, ...) with the transaction handle, which it treats as opaque, and
+//! it passes and receives domain types (`model`); how they are stored is `records`. The write
+//! closure is `FnMut` and its side effects outside the store wait for [`after_commit`], so a
+//! backend whose transactions can fail on serialization may run it again. Outside `store/`,
+//! only `error.rs` names redb (its errors' conversions).
 
 pub mod api_key;
 pub mod audit;
