@@ -1,10 +1,11 @@
 //! Posta's authentication appliance: users, sessions, TOTP, API keys and forward auth over one
 //! embedded redb store, served directly on hyper.
 //!
-//! Layout (arrows point one way): `main` → [`run`] → `http` (routing, envelope, auth once per
-//! request) → `domain` (use cases, one transaction each) → `auth` (pure credential mechanics)
-//! and `store` (tables, codecs, migrations). `config`, `clock`, `error` and `log_sink` are
-//! leaves.
+//! Layout (arrows point one way; `packaging/import_cycles.py` checks): `main` → `cli` →
+//! [`run`] → `http` (routing to an exhaustive `Endpoint`, envelope, auth once per request) and
+//! `control` (host commands) → `domain` (use cases, one transaction each) → `state`, `auth`
+//! (credential mechanics) and `store` (tables, versioned records, migrations). `model`,
+//! `config`, `clock`, `error`, `version`, `metrics` and `log_sink` are leaves.
 
 pub mod auth;
 pub mod cli;
