@@ -390,3 +390,101 @@ pub fn events(
         total,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing;
+
+    const PW: &str = "violet-tractor-41-moss";
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// The last active admin can be neither demoted, disabled nor deleted, whoever asks; a
+    /// second admin lifts the rule for the first.
+    #[test]
+    fn the_last_active_admin_stays() {
+        let (st, _dir) = testing::state();
+        rt().block_on(async {
+            let a = create_user(&st, Actor::Host, "Ann", "ann@example.com", PW, Role::Admin)
+                .await
+                .unwrap();
+            let demote = UserPatch {
+                role: Some(Role::User),
+                ..UserPatch::default()
+            };
+            let disable = UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            };
+            for patch in [demote, disable] {
+                let e = update_user(&st, Actor::Host, a.id, patch)
+                    .await
+                    .unwrap_err();
+                assert!(e.to_string().contains("last active admin"), "{e}");
+            }
+            // Deleting needs a caller other than the admin deleted.
+            let b = create_user(&st, Actor::Host, "Bo", "bo@example.com", PW, Role::Admin)
+                .await
+                .unwrap();
+            let demote_b = UserPatch {
+                role: Some(Role::User),
+                ..UserPatch::default()
+            };
+            let b = update_user(&st, Actor::Host, b.id, demote_b).await.unwrap();
+            assert_eq!(b.role, Role::User);
+            let demote_a = UserPatch {
+                role: Some(Role::User),
+                ..UserPatch::default()
+            };
+            assert!(update_user(&st, Actor::Host, a.id, demote_a).await.is_err());
+            // With a second active admin, the first may go.
+            let promote_b = UserPatch {
+                role: Some(Role::Admin),
+                ..UserPatch::default()
+            };
+            update_user(&st, Actor::Host, b.id, promote_b)
+                .await
+                .unwrap();
+            let demote_a = UserPatch {
+                role: Some(Role::User),
+                ..UserPatch::default()
+            };
+            let a = update_user(&st, Actor::Host, a.id, demote_a).await.unwrap();
+            assert_eq!(a.role, Role::User);
+        });
+        // Every change is in the audit log, marked as the host's.
+        let roles = st
+            .store
+            .read(|tx| store::audit::page(tx, |e| e.kind == "user.role_changed", 0, 100))
+            .unwrap()
+            .0;
+        assert_eq!(roles.len(), 3);
+        assert!(roles.iter().all(|e| e.detail.ends_with("(host command)")));
+    }
+
+    /// A reset password obeys the policy and ends the user's sessions.
+    #[test]
+    fn reset_password_checks_the_policy() {
+        let (st, _dir) = testing::state();
+        rt().block_on(async {
+            let u = create_user(&st, Actor::Host, "Cy", "cy@example.com", PW, Role::User)
+                .await
+                .unwrap();
+            assert!(
+                reset_password(&st, Actor::Host, u.id, "short")
+                    .await
+                    .is_err()
+            );
+            let after = reset_password(&st, Actor::Host, u.id, "amber-cobalt-meadow-38")
+                .await
+                .unwrap();
+            assert_ne!(after.password_hash, u.password_hash);
+        });
+    }
+}

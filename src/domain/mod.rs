@@ -148,3 +148,33 @@ impl<T> Page<T> {
         }
     }
 }
+
+/// A use case's surroundings without a server: an application state over a store in a
+/// temporary directory, cheap argon2, a manual clock.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use crate::clock::ManualClock;
+    use crate::config::{Config, Secret};
+    use crate::state::AppState;
+    use crate::store::Store;
+
+    /// The state (and the directory that must outlive it).
+    pub fn state() -> (AppState, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("tempdir: {e}"));
+        let cfg = Config {
+            data_dir: dir.path().to_path_buf(),
+            jwt_secret: Some(Secret("unit-test-jwt-secret-long-enough-0123456789".into())),
+            encryption_key: Some(Secret("22".repeat(32))),
+            argon2_memory_kib: 256,
+            argon2_iterations: 1,
+            argon2_parallelism: 1,
+            ..Config::default()
+        };
+        let store = Store::open(&cfg.db_path()).unwrap_or_else(|e| unreachable!("store: {e}"));
+        let state = AppState::new(cfg, store, ManualClock::new(1_800_000_000))
+            .unwrap_or_else(|e| unreachable!("state: {e}"));
+        (state, dir)
+    }
+}
