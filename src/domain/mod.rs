@@ -153,8 +153,6 @@ impl<T> Page<T> {
 /// temporary directory, cheap argon2, a manual clock.
 #[cfg(test)]
 pub(crate) mod testing {
-    use std::sync::Arc;
-
     use crate::clock::ManualClock;
     use crate::config::{Config, Secret};
     use crate::state::AppState;
