@@ -38,7 +38,7 @@ pub struct Inner {
     pub hash_pool: HashPool,
     /// Hash verified for unknown emails so they cost the same as known ones.
     pub dummy_hash: String,
-    /// Cached platform settings (this process is the only writer; through `set_settings`,
+    /// Cached platform settings (this process is the only writer; through `refresh_settings`,
     /// which keeps `two_factor_required` in step).
     settings: RwLock<Settings>,
     /// `settings.two_factor_required`, readable without the lock: every session request asks,
@@ -130,14 +130,19 @@ impl AppState {
         self.two_factor_required.load(Ordering::Acquire)
     }
 
-    /// Replace the cached settings after a committed update.
-    pub fn set_settings(&self, s: Settings) {
-        let required = s.two_factor_required;
-        match self.settings.write() {
-            Ok(mut g) => *g = s,
-            Err(p) => *p.into_inner() = s,
-        }
-        self.two_factor_required.store(required, Ordering::Release);
+    /// Publish the committed settings after an update. They are read from the store under
+    /// the cache's write lock: of two updates finishing together, whichever publishes last
+    /// reads the later commit, so the cache never goes back to an older value.
+    pub fn refresh_settings(&self) -> Result<()> {
+        let mut g = match self.settings.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let s = self.store.read(crate::store::meta::settings)?;
+        self.two_factor_required
+            .store(s.two_factor_required, Ordering::Release);
+        *g = s;
+        Ok(())
     }
 
     /// argon2 parameters in force.

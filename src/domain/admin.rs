@@ -298,16 +298,10 @@ fn as_int(key: &str, v: &Value, min: u32, max: u32) -> Result<u32> {
         })
 }
 
-/// Apply `(key, value, type?)` updates all-or-nothing and persist them.
-pub async fn put_settings(
-    state: &AppState,
-    actor: &Caller,
-    updates: Vec<(String, Value, Option<String>)>,
-    client: &ClientInfo,
-) -> Result<Settings> {
-    let mut s = state.settings();
-    for (key, v, ty) in &updates {
-        let expected = settings_view(&s)
+/// Apply `(key, value, type?)` updates to `s`, all or nothing.
+fn apply_settings(s: &mut Settings, updates: &[(String, Value, Option<String>)]) -> Result<()> {
+    for (key, v, ty) in updates {
+        let expected = settings_view(s)
             .iter()
             .find(|x| x.key == key.as_str())
             .map(|x| x.kind)
@@ -347,25 +341,39 @@ pub async fn put_settings(
             _ => return Err(Error::BadRequest(format!("unknown setting {key}"))),
         }
     }
-    let (st, cl, now, aid, saved) = (
-        state.clone(),
-        client.clone(),
-        state.now(),
-        actor.user.id,
-        s.clone(),
-    );
-    let keys: Vec<String> = updates.into_iter().map(|(k, _, _)| k).collect();
-    state
+    Ok(())
+}
+
+/// Apply `(key, value, type?)` updates all-or-nothing and persist them. The settings are read,
+/// changed and written in one transaction (two admins saving different keys at once both
+/// keep theirs), and what is answered and published is what was committed.
+pub async fn put_settings(
+    state: &AppState,
+    actor: &Caller,
+    updates: Vec<(String, Value, Option<String>)>,
+    client: &ClientInfo,
+) -> Result<Settings> {
+    // Refused input changes nothing and costs no write.
+    apply_settings(&mut state.settings(), &updates)?;
+    let (st, cl, now, aid) = (state.clone(), client.clone(), state.now(), actor.user.id);
+    let saved = state
         .store
         .write(move |tx| {
-            store::meta::put_settings(tx, &saved)?;
+            let mut s = store::meta::settings(tx)?;
+            apply_settings(&mut s, &updates)?;
+            store::meta::put_settings(tx, &s)?;
             let mut ev = audit::event("settings.changed", Some(aid), None, Some(&cl));
-            ev.detail = keys.join(",");
-            ev.record(&st, tx, now)
+            ev.detail = updates
+                .iter()
+                .map(|(k, _, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            ev.record(&st, tx, now)?;
+            Ok(s)
         })
         .await?;
-    state.set_settings(s.clone());
-    Ok(s)
+    state.refresh_settings()?;
+    Ok(saved)
 }
 
 /// `GET /admin/events`, newest first, filtered by kind prefix and user.

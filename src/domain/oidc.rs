@@ -261,22 +261,27 @@ pub async fn update_provider(
     client: &ClientInfo,
 ) -> Result<OauthProvider> {
     let now = state.now();
-    let mut p = state
+    // Refused input changes nothing: checked against the provider as it is now, then applied
+    // again inside the transaction to the provider as it is then (concurrent edits of
+    // different fields both stay).
+    let current = state
         .store
         .read(|tx| store::oauth::provider(tx, id))?
         .ok_or(Error::NotFound("provider"))?;
-    let old_slug = p.slug.clone();
-    apply(&mut p, i, state)?;
-    p.updated_at = now;
-    let (st, cl, aid, rec) = (state.clone(), client.clone(), actor.user.id, p.clone());
-    state
+    apply(&mut current.clone(), i.clone(), state)?;
+    let (st, cl, aid) = (state.clone(), client.clone(), actor.user.id);
+    let p = state
         .store
         .write(move |tx| {
-            store::oauth::provider(tx, id)?.ok_or(Error::NotFound("provider"))?;
-            store::oauth::put_provider(tx, &rec, Some(&old_slug))?;
+            let mut p = store::oauth::provider(tx, id)?.ok_or(Error::NotFound("provider"))?;
+            let old_slug = p.slug.clone();
+            apply(&mut p, i.clone(), &st)?;
+            p.updated_at = now;
+            store::oauth::put_provider(tx, &p, Some(&old_slug))?;
             let mut ev = audit::event("oauth_provider.updated", Some(aid), None, Some(&cl));
-            ev.detail = format!("{} ({})", rec.slug, rec.id);
-            ev.record(&st, tx, now)
+            ev.detail = format!("{} ({})", p.slug, p.id);
+            ev.record(&st, tx, now)?;
+            Ok(p)
         })
         .await?;
     state.oidc_cache.forget(id);
