@@ -200,7 +200,7 @@ pub async fn serve(state: AppState) {
                     Err(e) => Err(format!("malformed admin command: {e}")),
                 }
             } else {
-                tracing::info!(command = %cmd, "control socket request");
+                tracing::info!(command = %crate::logsafe::Untrusted(&cmd), "control socket request");
                 let st = state.clone();
                 tokio::task::spawn_blocking(move || {
                     st.store

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod log_sink;
+pub mod logsafe;
 pub mod metrics;
 pub mod model;
 pub mod notify;

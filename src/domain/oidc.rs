@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::auth::oidc::{self as mech, ClientConfig, Endpoints, Identity, OidcError};
 use crate::error::{Error, Result};
+use crate::logsafe::Untrusted;
 use crate::model::{OauthLink, OauthProvider, OauthState, ProviderKind, Role, User};
 use crate::state::AppState;
 use crate::store;
@@ -408,7 +409,7 @@ pub async fn authorize(
     }
     let cc = client_config(state, &p)?;
     let ep = endpoints(state, &p, false).await.map_err(|e| {
-        tracing::warn!(provider = %p.slug, error = %e, "identity provider unreachable");
+        tracing::warn!(provider = %p.slug, error = %Untrusted(&e.to_string()), "identity provider unreachable");
         Error::Unavailable
     })?;
     let req = mech::authorize(&ep, &cc).map_err(|e| Error::BadRequest(e.to_string()))?;
@@ -489,7 +490,7 @@ pub async fn callback(
         return Err(SsoError::InvalidState);
     }
     if let Some(e) = cb.error {
-        tracing::info!(provider = %p.slug, error = %e, "identity provider returned an error");
+        tracing::info!(provider = %p.slug, error = %Untrusted(&e), "identity provider returned an error");
         return Err(SsoError::ProviderError);
     }
     let code = cb
@@ -515,7 +516,9 @@ async fn identify(
     verifier: &str,
     nonce: &str,
 ) -> Result<Identity, SsoError> {
-    let log = |e: &OidcError| tracing::warn!(provider = %p.slug, error = %e, "sso failed");
+    let log = |e: &OidcError| {
+        tracing::warn!(provider = %p.slug, error = %Untrusted(&e.to_string()), "sso failed");
+    };
     let ep = endpoints(state, p, false).await.map_err(|e| {
         log(&e);
         SsoError::ProviderError
@@ -547,7 +550,12 @@ async fn identify(
             mech::identity_oidc(&state.http, &meta2, &ep2, cc, &tokens, nonce)
                 .await
                 .map_err(|e| {
-                    tracing::warn!(provider = %p.slug, error = %e, first = %first, "id token rejected");
+                    tracing::warn!(
+                        provider = %p.slug,
+                        error = %Untrusted(&e.to_string()),
+                        first = %Untrusted(&first.to_string()),
+                        "id token rejected"
+                    );
                     SsoError::ExchangeFailed
                 })
         }

@@ -169,7 +169,7 @@ fn callback_response(
         ),
         (Err(e), web) => {
             if let SsoError::Internal(inner) = &e {
-                tracing::error!(error = %inner, "sso callback failed");
+                tracing::error!(error = %crate::logsafe::Untrusted(&inner.to_string()), "sso callback failed");
             } else {
                 tracing::info!(code = e.code(), "sso callback refused");
             }

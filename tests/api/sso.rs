@@ -440,3 +440,101 @@ async fn sso_starts_are_bounded_per_address() {
     let r = e.s.client.get(e.authorize("test")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
 }
+
+/// Log injection: the callback's `error` parameter (anyone can send one, with a state they
+/// started themselves) reaches the text log escaped, on one line, however many CR/LF it holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_error_cannot_forge_log_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.env(
+        "POSTA_OAUTH_CALLBACK_URL",
+        "http://127.0.0.1/api/v1/auth/oauth/callback",
+    )
+    .env("POSTA_LOG_FORMAT", "text");
+    let b = Binary::spawn(cmd);
+    b.ready().await;
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let admin: Value = c
+        .post(format!("{}/api/v1/auth/login", b.url()))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = admin["data"]["token"].as_str().unwrap();
+    // A plain OAuth 2.0 provider: explicit endpoints, nothing fetched to start a sign-in.
+    let r = c
+        .post(format!("{}/api/v1/admin/oauth/providers", b.url()))
+        .bearer_auth(admin)
+        .json(
+            &json!({"name": "Plain", "slug": "plain", "type": "oidc", "client_id": "posta",
+            "auth_url": "http://127.0.0.1:9/authorize", "token_url": "http://127.0.0.1:9/token",
+            "userinfo_url": "http://127.0.0.1:9/userinfo"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .get(format!("{}/api/v1/auth/oauth/plain/authorize", b.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let loc = r.headers()["location"].to_str().unwrap().to_owned();
+    let state = loc
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("state="))
+        .unwrap()
+        .to_owned();
+    let binding = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let forged = "2026-12-04T00:00:00.000000Z ERROR posta::domain::session: FORGED admin login";
+    let error = format!("access_denied\r\n{forged}\n{forged}");
+    let r = c
+        .get(format!("{}/api/v1/auth/oauth/callback", b.url()))
+        .query(&[("state", state.as_str()), ("error", error.as_str())])
+        .header("Cookie", binding)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.status().is_redirection() || r.status().is_client_error(),
+        "{}",
+        r.status()
+    );
+    // Wait for the fact: the refusal is logged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let log = loop {
+        let log = b.stderr.lock().unwrap().clone();
+        if log.contains("identity provider returned an error") {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "not logged: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(
+        !log.lines()
+            .any(|l| l.starts_with(forged) || l.contains("FORGED") && !l.contains("\\u{a}")),
+        "a forged line: {log}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("identity provider returned an error"))
+        .unwrap();
+    assert!(
+        line.contains("access_denied\\u{d}\\u{a}2026-12-04"),
+        "{line}"
+    );
+}
