@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use posta::auth::{api_key, password};
-use posta::model::{ApiKey, Role, User};
+use posta::model::{ApiKey, Origin, Role, User};
 use posta::store::{self, Store};
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ fn user(i: usize, hash: &str, now: i64) -> User {
         last_login_at: Some(now),
         totp: None,
         pending_totp: None,
+        email_verified_at: Some(now),
+        origin: Origin::Admin,
     }
 }
 

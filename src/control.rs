@@ -92,9 +92,17 @@ pub async fn execute(state: &AppState, cmd: HostCommand) -> Result<String, Strin
             role: r,
             password,
         } => {
-            let u = admin::create_user(state, Actor::Host, &name, &email, &password, role(&r)?)
-                .await
-                .map_err(e)?;
+            let u = admin::create_user(
+                state,
+                Actor::Host,
+                &name,
+                &email,
+                &password,
+                role(&r)?,
+                true,
+            )
+            .await
+            .map_err(e)?;
             format!("created {} ({}) id={}\n", u.email, u.role.as_str(), u.id)
         }
         HostCommand::ResetPassword { email, password } => {

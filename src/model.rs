@@ -71,10 +71,41 @@ pub struct User {
     pub totp: Option<Totp>,
     /// Secret awaiting its first code (sealed).
     pub pending_totp: Option<Vec<u8>>,
+    /// When the email was shown to be the owner's (`None`: not shown). Only an account whose
+    /// email is verified, and which was not self-registered, is ever linked to an identity
+    /// provider's account by email alone.
+    pub email_verified_at: Option<i64>,
+    /// How the account came to be.
+    pub origin: Origin,
+}
+
+/// How an account came to be: it decides whether an identity provider may be linked to it by
+/// email alone (never for a self-registered one, whoever verified it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Written by a release that did not record it (treated as self-registered).
+    Unknown,
+    /// `POST /auth/register`.
+    SelfRegistered,
+    /// Created by an admin (API or host command), or the first admin.
+    Admin,
+    /// Created by accepting an invitation.
+    Invitation,
+    /// Created by a sign-in through an identity provider.
+    Sso,
+}
+
+impl Origin {
+    /// Whether an identity provider that verified the same email may link to the account
+    /// without its owner asking.
+    #[must_use]
+    pub fn may_link_by_email(self) -> bool {
+        matches!(self, Origin::Admin | Origin::Invitation | Origin::Sso)
+    }
 }
 
 impl User {
-    /// A new active account with no second factor.
+    /// A new active account with no second factor and an unverified email.
     #[must_use]
     pub fn new(
         name: String,
@@ -95,7 +126,15 @@ impl User {
             last_login_at: None,
             totp: None,
             pending_totp: None,
+            email_verified_at: None,
+            origin: Origin::Unknown,
         }
+    }
+
+    /// Whether the email is verified.
+    #[must_use]
+    pub fn email_verified(&self) -> bool {
+        self.email_verified_at.is_some()
     }
 }
 
@@ -242,6 +281,9 @@ pub struct OauthProvider {
     pub allowed_domains: Vec<String>,
     /// Shown and usable.
     pub enabled: bool,
+    /// The provider verifies every email it gives, whether or not its answer says so (off:
+    /// an email not said to be verified is not).
+    pub trust_email: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last change.

@@ -252,9 +252,9 @@ pub async fn identity_oidc(
     Ok(ident)
 }
 
-/// Plain OAuth 2.0: exchange the code by hand and read the userinfo endpoint. Its answer comes
-/// over TLS from the configured endpoint with our access token, so its email is trusted unless
-/// it says `email_verified: false`.
+/// Plain OAuth 2.0: exchange the code by hand and read the userinfo endpoint. Its email counts
+/// as verified only when the answer says so (`email_verified: true`, or Google's
+/// `verified_email: true`); a provider that verifies every email is marked `trust_email`.
 pub async fn identity_oauth2(
     http: &reqwest::Client,
     ep: &Endpoints,
@@ -316,7 +316,8 @@ pub async fn identity_oauth2(
     Ok(Identity {
         subject,
         email: info["email"].as_str().map(str::to_owned),
-        email_verified: info["email_verified"].as_bool() != Some(false),
+        email_verified: info["email_verified"].as_bool() == Some(true)
+            || info["verified_email"].as_bool() == Some(true),
         name: info["name"].as_str().map(str::to_owned),
     })
 }

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::error::{Error, Result};
-use crate::model::{Event, Role, Settings, User};
+use crate::model::{Event, Origin, Role, Settings, User};
 use crate::state::AppState;
 use crate::store;
 
@@ -19,10 +19,11 @@ pub async fn create_user(
     email: &str,
     password: &str,
     role: Role,
+    email_verified: bool,
 ) -> Result<User> {
     let n = user::prepare(state, name, email, password, role).await?;
     let now = state.now();
-    let u = user::new_record(n, now);
+    let u = user::new_record(n, now, Origin::Admin, email_verified);
     let (st, cl, aid, origin) = (state.clone(), actor.client(), actor.id(), actor.origin());
     state
         .store
@@ -72,6 +73,8 @@ pub struct UserPatch {
     pub role: Option<Role>,
     /// Enable or disable.
     pub active: Option<bool>,
+    /// Mark the email verified (or not).
+    pub email_verified: Option<bool>,
 }
 
 /// `PUT /admin/users/{id}`.
@@ -109,6 +112,18 @@ pub async fn update_user(
                 changes.push(("user.active_changed", format!("active = {a}{origin}")));
                 u.active = a;
             }
+            // An address verified now ends every session opened before: whoever held the
+            // account while the address was unproven (a stranger who registered it first)
+            // is out.
+            let mut verified_now = false;
+            if let Some(v) = patch.email_verified.filter(|v| *v != u.email_verified()) {
+                changes.push((
+                    "user.email_verified_changed",
+                    format!("email_verified = {v}{origin}"),
+                ));
+                u.email_verified_at = v.then_some(now);
+                verified_now = v;
+            }
             let still_active_admin = u.active && u.role == Role::Admin;
             if was_active_admin && !still_active_admin && store::user::active_admins(tx)? <= 1 {
                 return Err(Error::BadRequest(
@@ -117,7 +132,7 @@ pub async fn update_user(
             }
             u.updated_at = now;
             store::user::update(tx, &u)?;
-            if !u.active {
+            if !u.active || verified_now {
                 // Disabling ends the sessions now; keys are refused while the user is inactive.
                 store::session::remove_all_of(tx, id, None)?;
             }
@@ -419,9 +434,17 @@ mod tests {
     fn the_last_active_admin_stays() {
         let (st, _dir) = testing::state();
         rt().block_on(async {
-            let a = create_user(&st, Actor::Host, "Ann", "ann@example.com", PW, Role::Admin)
-                .await
-                .unwrap();
+            let a = create_user(
+                &st,
+                Actor::Host,
+                "Ann",
+                "ann@example.com",
+                PW,
+                Role::Admin,
+                true,
+            )
+            .await
+            .unwrap();
             let demote = UserPatch {
                 role: Some(Role::User),
                 ..UserPatch::default()
@@ -437,9 +460,17 @@ mod tests {
                 assert!(e.to_string().contains("last active admin"), "{e}");
             }
             // Deleting needs a caller other than the admin deleted.
-            let b = create_user(&st, Actor::Host, "Bo", "bo@example.com", PW, Role::Admin)
-                .await
-                .unwrap();
+            let b = create_user(
+                &st,
+                Actor::Host,
+                "Bo",
+                "bo@example.com",
+                PW,
+                Role::Admin,
+                true,
+            )
+            .await
+            .unwrap();
             let demote_b = UserPatch {
                 role: Some(Role::User),
                 ..UserPatch::default()
@@ -481,9 +512,17 @@ mod tests {
     fn reset_password_checks_the_policy() {
         let (st, _dir) = testing::state();
         rt().block_on(async {
-            let u = create_user(&st, Actor::Host, "Cy", "cy@example.com", PW, Role::User)
-                .await
-                .unwrap();
+            let u = create_user(
+                &st,
+                Actor::Host,
+                "Cy",
+                "cy@example.com",
+                PW,
+                Role::User,
+                true,
+            )
+            .await
+            .unwrap();
             assert!(
                 reset_password(&st, Actor::Host, u.id, "short")
                     .await

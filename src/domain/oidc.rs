@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::auth::oidc::{self as mech, ClientConfig, Endpoints, Identity, OidcError};
 use crate::error::{Error, Result};
 use crate::logsafe::Untrusted;
-use crate::model::{OauthLink, OauthProvider, OauthState, ProviderKind, Role, User};
+use crate::model::{OauthLink, OauthProvider, OauthState, Origin, ProviderKind, Role, User};
 use crate::state::AppState;
 use crate::store;
 
@@ -44,6 +44,13 @@ pub enum SsoError {
     /// The provider reported an error or is misconfigured.
     #[error("identity provider error")]
     ProviderError,
+    /// An account with this email exists and may not be linked by email alone: its owner
+    /// links the provider from the account page while signed in.
+    #[error("an account with this email exists; sign in and link this provider from your account")]
+    AccountExists,
+    /// The account is already linked to another account of this provider.
+    #[error("this account is already linked to another account of this provider")]
+    AlreadyLinked,
     /// Internal failure.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -55,6 +62,8 @@ impl SsoError {
     pub fn code(&self) -> &'static str {
         match self {
             SsoError::InvalidState => "invalid_state",
+            SsoError::AccountExists => "account_exists",
+            SsoError::AlreadyLinked => "already_linked",
             SsoError::ExchangeFailed => "exchange_failed",
             SsoError::EmailNotVerified => "email_not_verified",
             SsoError::DomainNotAllowed => "domain_not_allowed",
@@ -95,6 +104,8 @@ pub struct ProviderInput {
     pub allowed_domains: Option<Vec<String>>,
     /// Enabled.
     pub enabled: Option<bool>,
+    /// Every email this provider gives is verified, said or not.
+    pub trust_email: Option<bool>,
 }
 
 fn valid_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
@@ -184,6 +195,9 @@ fn apply(p: &mut OauthProvider, i: ProviderInput, state: &AppState) -> Result<()
     if let Some(e) = i.enabled {
         p.enabled = e;
     }
+    if let Some(t) = i.trust_email {
+        p.trust_email = t;
+    }
     if p.kind == ProviderKind::Oidc
         && p.issuer.is_none()
         && (p.auth_url.is_none() || p.token_url.is_none() || p.userinfo_url.is_none())
@@ -233,6 +247,7 @@ pub async fn create_provider(
         auto_register: true,
         allowed_domains: Vec::new(),
         enabled: true,
+        trust_email: false,
         created_at: now,
         updated_at: now,
     };
@@ -596,7 +611,7 @@ async fn finish(
                     let Some(email) = email.clone() else {
                         return Ok(Err(SsoError::EmailNotVerified));
                     };
-                    if !ident.email_verified {
+                    if !(ident.email_verified || prov.trust_email) {
                         return Ok(Err(SsoError::EmailNotVerified));
                     }
                     let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
@@ -607,7 +622,20 @@ async fn finish(
                     }
                     let existing = store::user::by_email(tx, &email)?;
                     let (u, created) = match existing {
-                        Some(u) => (u, false),
+                        // SECURITY: an account is linked by email alone only when the address
+                        // is proven on both sides and nobody could have claimed it first: made
+                        // by an admin, an invitation or SSO (never self-registered, whoever
+                        // verified it since), verified, and neither an admin nor protected by
+                        // a second factor (those link only while signed in).
+                        Some(u)
+                            if u.origin.may_link_by_email()
+                                && u.email_verified()
+                                && u.role != Role::Admin
+                                && u.totp.is_none() =>
+                        {
+                            (u, false)
+                        }
+                        Some(_) => return Ok(Err(SsoError::AccountExists)),
                         None => {
                             if !prov.auto_register {
                                 return Ok(Err(SsoError::RegistrationDisabled));
@@ -619,13 +647,24 @@ async fn finish(
                                 .unwrap_or_else(|| {
                                     email.split('@').next().unwrap_or("user").to_owned()
                                 });
-                            let u = User::new(name, email.clone(), None, Role::User, now);
+                            let u = User {
+                                origin: Origin::Sso,
+                                email_verified_at: Some(now),
+                                ..User::new(name, email.clone(), None, Role::User, now)
+                            };
                             store::user::insert(tx, &u)?;
                             (u, true)
                         }
                     };
                     if !u.active {
                         return Ok(Err(SsoError::AccountDisabled));
+                    }
+                    // One link per provider: a second subject never hides behind the first.
+                    if store::oauth::links_of(tx, u.id)?
+                        .iter()
+                        .any(|l| l.provider_id == prov.id)
+                    {
+                        return Ok(Err(SsoError::AlreadyLinked));
                     }
                     store::oauth::put_link(
                         tx,
@@ -698,9 +737,10 @@ pub async fn unlink(
                     "this is your only way to sign in: set a password or link another provider first".into(),
                 ));
             }
-            store::oauth::remove_link(tx, &l)?;
+            // Every row of this user and provider goes, listed or not.
+            let n = store::oauth::remove_links_to(tx, uid, l.provider_id)?;
             let mut ev = audit::event("oauth.unlinked", Some(uid), Some(uid), Some(&cl));
-            ev.detail = provider_id.to_string();
+            ev.detail = format!("{provider_id} ({n} links)");
             ev.record(&st, tx, now)
         })
         .await

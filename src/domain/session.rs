@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::auth::jwt::{AUDIENCE, Claims};
 use crate::auth::{api_key as keyfmt, password};
 use crate::error::{Error, Result};
-use crate::model::{Role, Session, User};
+use crate::model::{Origin, Role, Session, User};
 use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
@@ -255,7 +255,9 @@ pub async fn register(
             .map_err(|retry_after| Error::RateLimited { retry_after })?;
     }
     let n = user::hash_new(state, name, canonical, pw, Role::User).await?;
-    let u = user::new_record(n, now);
+    // Nothing proved the address yet: unverified, and never linked to an identity provider
+    // by email alone.
+    let u = user::new_record(n, now, Origin::SelfRegistered, false);
     let setup_required = state.settings().two_factor_required;
     let (st, cl) = (state.clone(), client.clone());
     state

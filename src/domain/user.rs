@@ -2,7 +2,7 @@
 
 use crate::auth::password;
 use crate::error::{Error, Result};
-use crate::model::{Role, User};
+use crate::model::{Origin, Role, User};
 use crate::state::AppState;
 use crate::store;
 
@@ -123,8 +123,12 @@ pub async fn hash_new(
 
 /// A fresh user record.
 #[must_use]
-pub fn new_record(n: NewUser, now: i64) -> User {
-    User::new(n.name, n.email, Some(n.password_hash), n.role, now)
+pub fn new_record(n: NewUser, now: i64, origin: Origin, email_verified: bool) -> User {
+    User {
+        origin,
+        email_verified_at: email_verified.then_some(now),
+        ..User::new(n.name, n.email, Some(n.password_hash), n.role, now)
+    }
 }
 
 /// Update the caller's own name.
@@ -229,7 +233,8 @@ pub async fn ensure_first_admin(state: &AppState) -> Result<Option<String>> {
     .await
     .map_err(|e| Error::Internal(format!("admin_email/admin_password: {e}")))?;
     let now = state.now();
-    let u = new_record(n, now);
+    // The operator chose this address: verified.
+    let u = new_record(n, now, Origin::Admin, true);
     let st = state.clone();
     state
         .store

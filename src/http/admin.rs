@@ -22,6 +22,9 @@ struct CreateUser {
     password: String,
     #[serde(default)]
     role: Option<String>,
+    /// The admin vouches for the address unless told otherwise.
+    #[serde(default)]
+    email_verified: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +36,8 @@ struct UpdateUser {
     role: Option<String>,
     #[serde(default)]
     active: Option<bool>,
+    #[serde(default)]
+    email_verified: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -63,7 +68,9 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             let b: CreateUser = req.json().await?;
             let r = role(b.role.as_deref())?.unwrap_or(Role::User);
             let actor = Actor::Admin(c, &client);
-            let u = admin::create_user(state, actor, &b.name, &b.email, &b.password, r).await?;
+            let verified = b.email_verified.unwrap_or(true);
+            let u = admin::create_user(state, actor, &b.name, &b.email, &b.password, r, verified)
+                .await?;
             Ok(response::ok(StatusCode::CREATED, &UserView::from(&u)))
         }
         Admin::ListUsers => {
@@ -77,6 +84,7 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
                 name: b.name,
                 role: role(b.role.as_deref())?,
                 active: b.active,
+                email_verified: b.email_verified,
             };
             let u = admin::update_user(state, Actor::Admin(c, &client), id, patch).await?;
             Ok(response::ok(StatusCode::OK, &UserView::from(&u)))

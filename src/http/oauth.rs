@@ -47,6 +47,7 @@ struct ProviderBody {
     auto_register: Option<bool>,
     allowed_domains: Option<Domains>,
     enabled: Option<bool>,
+    trust_email: Option<bool>,
 }
 
 impl From<ProviderBody> for ProviderInput {
@@ -68,6 +69,7 @@ impl From<ProviderBody> for ProviderInput {
                 Domains::Text(t) => vec![t],
             }),
             enabled: b.enabled,
+            trust_email: b.trust_email,
         }
     }
 }
@@ -90,6 +92,7 @@ struct ProviderView {
     auto_register: bool,
     allowed_domains: Vec<String>,
     enabled: bool,
+    trust_email: bool,
     created_at: String,
     updated_at: String,
 }
@@ -111,6 +114,7 @@ impl From<&OauthProvider> for ProviderView {
             auto_register: p.auto_register,
             allowed_domains: p.allowed_domains.clone(),
             enabled: p.enabled,
+            trust_email: p.trust_email,
             created_at: crate::clock::rfc3339(p.created_at),
             updated_at: crate::clock::rfc3339(p.updated_at),
         }

@@ -27,6 +27,8 @@ pub struct UserView<'a> {
     role: &'static str,
     active: bool,
     two_factor_enabled: bool,
+    email_verified: bool,
+    email_verified_at: Option<Time>,
     created_at: Time,
     last_login_at: Option<Time>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -42,6 +44,8 @@ impl<'a> From<&'a User> for UserView<'a> {
             role: u.role.as_str(),
             active: u.active,
             two_factor_enabled: u.totp.is_some(),
+            email_verified: u.email_verified(),
+            email_verified_at: u.email_verified_at.map(Time),
             created_at: Time(u.created_at),
             last_login_at: u.last_login_at.map(Time),
             auth_methods: None,

@@ -88,6 +88,8 @@ mod tests {
                 recovery_hashes: vec![[1; 32]],
             }),
             pending_totp: None,
+            email_verified_at: Some(1_700_000_000),
+            origin: crate::model::Origin::Unknown,
         }
     }
 
@@ -97,19 +99,23 @@ mod tests {
         assert_eq!(decode_user(&encode_user(&u).unwrap()).unwrap(), u);
     }
 
-    /// Pins the on-disk encoding: if this changes, files written by older releases break.
+    /// A V1 user, as every release before V2 wrote it, still decodes: variant 0 (V1), uuid as
+    /// 16 length-prefixed bytes, "Ada", email, Some(hash), role 1 (admin), active, zig-zag
+    /// varint times (0xfc + u32), None, Some(Totp{..}), None. Migrated on read: an admin's
+    /// email counts as verified since the account's creation, the origin is unknown.
     #[test]
-    fn golden_bytes_user_v1() {
-        let bytes = encode_user(&user()).unwrap();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        // variant 0 (V1), uuid as 16 length-prefixed bytes, "Ada", email, Some(hash), role 1
-        // (admin), active, zig-zag varint times (0xfc + u32), None, Some(Totp{..}), None.
-        assert_eq!(
-            hex,
-            "00100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b\
+    fn golden_bytes_user_v1_decode_migrated() {
+        let v1 = "00100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b\
              246172676f6e32696424780101fc00e2a7cafc02e2a7ca00010209090701010101010101010101\
-             010101010101010101010101010101010101010101010100"
-        );
+             010101010101010101010101010101010101010101010100";
+        assert_eq!(decode_user(&unhex(&v1.replace(' ', ""))).unwrap(), user());
+        // A user (role 0) migrates unverified.
+        let mut as_user = unhex(&v1.replace(' ', ""));
+        let role_at = 16 + 2 + 4 + 16 + 13;
+        assert_eq!(as_user[role_at], 1, "the role byte");
+        as_user[role_at] = 0;
+        let u = decode_user(&as_user).unwrap();
+        assert_eq!((u.role, u.email_verified_at), (Role::User, None));
     }
 
     fn hex(bytes: &[u8]) -> String {
@@ -140,6 +146,18 @@ mod tests {
             }
         };
     }
+
+    golden!(
+        golden_user_v2,
+        encode_user,
+        decode_user,
+        User {
+            origin: crate::model::Origin::Sso,
+            email_verified_at: Some(1_700_000_500),
+            ..user()
+        },
+        "01100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b246172676f6e32696424780101fc00e2a7cafc02e2a7ca0001020909070101010101010101010101010101010101010101010101010101010101010101010001fce8e5a7ca04"
+    );
 
     golden!(
         golden_session_v1,
@@ -203,10 +221,7 @@ mod tests {
         },
         "0000010b6578616d706c652e636f6d01070b"
     );
-    golden!(
-        golden_provider_v1,
-        encode_provider,
-        decode_provider,
+    fn provider(trust_email: bool) -> OauthProvider {
         OauthProvider {
             id: id(4),
             name: "Corp".into(),
@@ -222,10 +237,24 @@ mod tests {
             auto_register: true,
             allowed_domains: vec!["example.com".into()],
             enabled: true,
+            trust_email,
             created_at: 1_700_000_000,
-            updated_at: 1_700_000_001
-        },
-        "00100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca"
+            updated_at: 1_700_000_001,
+        }
+    }
+
+    /// A V1 provider still decodes, migrated: trusted no further than its answers say.
+    #[test]
+    fn golden_provider_v1_decode_migrated() {
+        assert_eq!(decode_provider(&unhex("00100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca")).unwrap(), provider(false));
+    }
+
+    golden!(
+        golden_provider_v2,
+        encode_provider,
+        decode_provider,
+        provider(true),
+        "01100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca01"
     );
     golden!(
         golden_link_v1,

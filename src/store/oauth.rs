@@ -126,6 +126,34 @@ pub fn remove_link(tx: &WriteTransaction, l: &OauthLink) -> Result<()> {
     Ok(())
 }
 
+/// Remove every link between `user_id` and `provider_id`: the indexed one and any row of the
+/// provider's that names the user without being indexed (a second subject that an earlier
+/// release let overwrite the index). Returns how many rows went.
+pub fn remove_links_to(tx: &WriteTransaction, user_id: Uuid, provider_id: Uuid) -> Result<usize> {
+    let p = provider_id.as_u128();
+    let mut stale = Vec::new();
+    {
+        let t = tx.open_table(OAUTH_LINKS)?;
+        for row in t.range((p, "")..)? {
+            let (k, v) = row?;
+            let (kp, subject) = k.value();
+            if kp != p {
+                break;
+            }
+            if codec::decode_link(v.value())?.user_id == user_id {
+                stale.push(subject.to_owned());
+            }
+        }
+    }
+    let mut links = tx.open_table(OAUTH_LINKS)?;
+    for s in &stale {
+        links.remove((p, s.as_str()))?;
+    }
+    tx.open_table(USER_OAUTH_LINKS)?
+        .remove((user_id.as_u128(), p))?;
+    Ok(stale.len())
+}
+
 /// A user's links.
 pub fn links_of(tx: &impl Tx, user_id: Uuid) -> Result<Vec<OauthLink>> {
     let Some(t) = tx.table(USER_OAUTH_LINKS)? else {

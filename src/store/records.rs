@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, Event, OauthLink, OauthProvider, OauthState, ProviderKind, Role, Session, Settings,
-    Totp, User,
+    ApiKey, Event, OauthLink, OauthProvider, OauthState, Origin, ProviderKind, Role, Session,
+    Settings, Totp, User,
 };
 
 /// `users_v1` values.
@@ -22,6 +22,26 @@ use crate::model::{
 pub enum UserRecord {
     /// Since the first release.
     V1(UserV1),
+    /// Adds whether (and when) the email was verified, and how the account came to be.
+    V2(UserV2),
+}
+
+/// A user with its email verification and origin.
+#[derive(Serialize, Deserialize)]
+pub struct UserV2 {
+    v1: UserV1,
+    email_verified_at: Option<i64>,
+    origin: OriginV2,
+}
+
+/// How an account came to be, as stored from V2 on.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum OriginV2 {
+    Unknown,
+    SelfRegistered,
+    Admin,
+    Invitation,
+    Sso,
 }
 
 /// A user as first stored.
@@ -138,6 +158,15 @@ pub struct SettingsV1 {
 pub enum ProviderRecord {
     /// Since the first release.
     V1(ProviderV1),
+    /// Adds `trust_email`.
+    V2(ProviderV2),
+}
+
+/// An identity provider with `trust_email`.
+#[derive(Serialize, Deserialize)]
+pub struct ProviderV2 {
+    v1: ProviderV1,
+    trust_email: bool,
 }
 
 /// An identity provider as first stored.
@@ -217,11 +246,9 @@ pub trait Record: Serialize + for<'de> Deserialize<'de> {
     fn into_value(self) -> Self::Value;
 }
 
-impl Record for UserRecord {
-    type Value = User;
-    const NAME: &'static str = "user";
+impl UserV1 {
     fn new(u: &User) -> Self {
-        Self::V1(UserV1 {
+        UserV1 {
             id: u.id,
             name: u.name.clone(),
             email: u.email.clone(),
@@ -240,29 +267,69 @@ impl Record for UserRecord {
                 recovery_hashes: t.recovery_hashes.clone(),
             }),
             pending_totp: u.pending_totp.clone(),
-        })
+        }
     }
+
+    /// The user as V1 knew it. Migration to V2: an admin's email counts as verified (at the
+    /// account's creation); anyone else's not, and the origin is unknown (never linked by
+    /// email alone).
     fn into_value(self) -> User {
-        let Self::V1(u) = self;
+        let role = match self.role {
+            RoleV1::User => Role::User,
+            RoleV1::Admin => Role::Admin,
+        };
         User {
-            id: u.id,
-            name: u.name,
-            email: u.email,
-            password_hash: u.password_hash,
-            role: match u.role {
-                RoleV1::User => Role::User,
-                RoleV1::Admin => Role::Admin,
-            },
-            active: u.active,
-            created_at: u.created_at,
-            updated_at: u.updated_at,
-            last_login_at: u.last_login_at,
-            totp: u.totp.map(|t| Totp {
+            id: self.id,
+            name: self.name,
+            email: self.email,
+            password_hash: self.password_hash,
+            role,
+            active: self.active,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_login_at: self.last_login_at,
+            totp: self.totp.map(|t| Totp {
                 secret_sealed: t.secret_sealed,
                 last_step: t.last_step,
                 recovery_hashes: t.recovery_hashes,
             }),
-            pending_totp: u.pending_totp,
+            pending_totp: self.pending_totp,
+            email_verified_at: (role == Role::Admin).then_some(self.created_at),
+            origin: Origin::Unknown,
+        }
+    }
+}
+
+impl Record for UserRecord {
+    type Value = User;
+    const NAME: &'static str = "user";
+    fn new(u: &User) -> Self {
+        Self::V2(UserV2 {
+            v1: UserV1::new(u),
+            email_verified_at: u.email_verified_at,
+            origin: match u.origin {
+                Origin::Unknown => OriginV2::Unknown,
+                Origin::SelfRegistered => OriginV2::SelfRegistered,
+                Origin::Admin => OriginV2::Admin,
+                Origin::Invitation => OriginV2::Invitation,
+                Origin::Sso => OriginV2::Sso,
+            },
+        })
+    }
+    fn into_value(self) -> User {
+        match self {
+            Self::V1(u) => u.into_value(),
+            Self::V2(u) => User {
+                email_verified_at: u.email_verified_at,
+                origin: match u.origin {
+                    OriginV2::Unknown => Origin::Unknown,
+                    OriginV2::SelfRegistered => Origin::SelfRegistered,
+                    OriginV2::Admin => Origin::Admin,
+                    OriginV2::Invitation => Origin::Invitation,
+                    OriginV2::Sso => Origin::Sso,
+                },
+                ..u.v1.into_value()
+            },
         }
     }
 }
@@ -383,11 +450,9 @@ impl Record for SettingsRecord {
     }
 }
 
-impl Record for ProviderRecord {
-    type Value = OauthProvider;
-    const NAME: &'static str = "identity provider";
+impl ProviderV1 {
     fn new(p: &OauthProvider) -> Self {
-        Self::V1(ProviderV1 {
+        ProviderV1 {
             id: p.id,
             name: p.name.clone(),
             slug: p.slug.clone(),
@@ -407,30 +472,52 @@ impl Record for ProviderRecord {
             enabled: p.enabled,
             created_at: p.created_at,
             updated_at: p.updated_at,
-        })
+        }
     }
+
+    /// Migration to V2: no provider is trusted beyond what its answers say.
     fn into_value(self) -> OauthProvider {
-        let Self::V1(p) = self;
         OauthProvider {
-            id: p.id,
-            name: p.name,
-            slug: p.slug,
-            kind: match p.kind {
+            id: self.id,
+            name: self.name,
+            slug: self.slug,
+            kind: match self.kind {
                 KindV1::Google => ProviderKind::Google,
                 KindV1::Oidc => ProviderKind::Oidc,
             },
-            client_id: p.client_id,
-            client_secret_sealed: p.client_secret_sealed,
-            issuer: p.issuer,
-            auth_url: p.auth_url,
-            token_url: p.token_url,
-            userinfo_url: p.userinfo_url,
-            scopes: p.scopes,
-            auto_register: p.auto_register,
-            allowed_domains: p.allowed_domains,
-            enabled: p.enabled,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
+            client_id: self.client_id,
+            client_secret_sealed: self.client_secret_sealed,
+            issuer: self.issuer,
+            auth_url: self.auth_url,
+            token_url: self.token_url,
+            userinfo_url: self.userinfo_url,
+            scopes: self.scopes,
+            auto_register: self.auto_register,
+            allowed_domains: self.allowed_domains,
+            enabled: self.enabled,
+            trust_email: false,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+impl Record for ProviderRecord {
+    type Value = OauthProvider;
+    const NAME: &'static str = "identity provider";
+    fn new(p: &OauthProvider) -> Self {
+        Self::V2(ProviderV2 {
+            v1: ProviderV1::new(p),
+            trust_email: p.trust_email,
+        })
+    }
+    fn into_value(self) -> OauthProvider {
+        match self {
+            Self::V1(p) => p.into_value(),
+            Self::V2(p) => OauthProvider {
+                trust_email: p.trust_email,
+                ..p.v1.into_value()
+            },
         }
     }
 }

@@ -270,11 +270,62 @@ async fn refusals() {
     );
 }
 
+/// Pre-registration takeover: a stranger registers the victim's address with a password
+/// before the victim ever signs in through the company IdP. The IdP's verified sign-in must not
+/// land in (and link to) the stranger's account, even once the address is marked verified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn links_existing_password_user_by_verified_email_and_unlinks() {
+async fn a_pre_registered_account_does_not_capture_the_sso_identity() {
+    let e = setup().await;
+    e.provider(json!({"auto_register": true})).await;
+    let (stranger, uid) = e.s.register("Frank", "frank@example.com").await;
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&stranger)).await;
+    assert_eq!(
+        me["data"]["email_verified"], false,
+        "self-registered: unverified"
+    );
+    assert_eq!(
+        error_from(&e.sso("frank").await, &e.s.url),
+        "account_exists"
+    );
+    // An admin verifies the address (the owner answered a mail, say): still no link by email,
+    // and the stranger's sessions end.
+    let (st, v) =
+        e.s.put(
+            &format!("/api/v1/admin/users/{uid}"),
+            Some(&e.admin),
+            json!({"email_verified": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["email_verified"], true);
+    assert!(v["data"]["email_verified_at"].is_string());
+    assert_eq!(e.s.get("/api/v1/users/me", Some(&stranger)).await.0, 401);
+    assert_eq!(
+        error_from(&e.sso("frank").await, &e.s.url),
+        "account_exists"
+    );
+    let t = e.s.login("frank@example.com", PASSWORD).await;
+    let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&t)).await;
+    assert_eq!(links["data"], json!([]));
+}
+
+/// An account an admin made (verified) links by email and unlinks; a second subject of the
+/// same provider with the same email is refused instead of hiding the first, and after an
+/// unlink no row is left that signs in (before: the first subject still did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_link_per_provider_and_unlink_leaves_nothing() {
     let e = setup().await;
     let p = e.provider(json!({"auto_register": false})).await;
-    let (pw_token, uid) = e.s.register("Frank", "frank@example.com").await;
+    let (st, v) =
+        e.s.post(
+            "/api/v1/admin/users",
+            Some(&e.admin),
+            json!({"name": "Frank", "email": "frank@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["email_verified"], true);
+    let uid = v["data"]["id"].as_str().unwrap().to_owned();
     let token = token_from(&e.sso("frank").await, &e.s.url);
     let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
     assert_eq!(me["data"]["id"], uid.as_str());
@@ -282,25 +333,85 @@ async fn links_existing_password_user_by_verified_email_and_unlinks() {
         me["data"]["auth_methods"],
         json!(["password", "oauth:test"])
     );
-    // The password still works; unlinking is allowed since a password remains.
-    e.s.login("frank@example.com", PASSWORD).await;
-    let (_, me) = e.s.get("/api/v1/users/me", Some(&pw_token)).await;
+    // A second subject ("frank@example.com" is another IdP account) with the same email.
     assert_eq!(
-        me["data"]["auth_methods"],
-        json!(["password", "oauth:test"])
+        error_from(&e.sso("frank@example.com").await, &e.s.url),
+        "already_linked"
     );
+    // 2FA on: from now on nothing links this account by email alone.
+    let pw = e.s.login("frank@example.com", PASSWORD).await;
+    crate::mfa::enrol(&e.s, &pw).await;
     let (st, _) =
         e.s.delete(
             &format!("/api/v1/users/me/oauth/{}", p["id"].as_str().unwrap()),
-            Some(&pw_token),
+            Some(&pw),
         )
         .await;
     assert_eq!(st, 200);
-    let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&pw_token)).await;
+    let (_, links) = e.s.get("/api/v1/users/me/oauth", Some(&pw)).await;
     assert_eq!(links["data"], json!([]));
-    // The same (recently verified) session sees the change on its next request.
-    let (_, me) = e.s.get("/api/v1/users/me", Some(&pw_token)).await;
-    assert_eq!(me["data"]["auth_methods"], json!(["password"]));
+    for login in ["frank", "frank@example.com"] {
+        assert_eq!(
+            error_from(&e.sso(login).await, &e.s.url),
+            "account_exists",
+            "{login}"
+        );
+    }
+}
+
+/// Admins and accounts with 2FA link only while signed in, never by email alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_is_never_linked_by_email() {
+    let e = setup().await;
+    e.provider(json!({})).await;
+    let (st, _) = e
+        .s
+        .post(
+            "/api/v1/admin/users",
+            Some(&e.admin),
+            json!({"name": "Boss", "email": "boss@example.com", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    assert_eq!(error_from(&e.sso("boss").await, &e.s.url), "account_exists");
+}
+
+/// Plain OAuth 2.0: a userinfo answer that does not say the email is verified is not taken
+/// as verified (before: absent meant verified), unless the admin marked the provider
+/// `trust_email`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_oauth2_without_email_verified_is_unverified() {
+    let e = setup().await;
+    let iss = e.idp.issuer.clone();
+    let p = e
+        .provider(json!({
+            "issuer": null,
+            "auth_url": format!("{iss}/auth"),
+            "token_url": format!("{iss}/token"),
+            "userinfo_url": format!("{iss}/me"),
+            "scopes": "openid email",
+        }))
+        .await;
+    assert_eq!(p["trust_email"], false);
+    assert_eq!(
+        error_from(&e.sso("silent-sam").await, &e.s.url),
+        "email_not_verified"
+    );
+    let (st, _) =
+        e.s.put(
+            &format!(
+                "/api/v1/admin/oauth/providers/{}",
+                p["id"].as_str().unwrap()
+            ),
+            Some(&e.admin),
+            json!({"trust_email": true}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let token = token_from(&e.sso("silent-sam").await, &e.s.url);
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
+    assert_eq!(me["data"]["email"], "silent-sam@example.com");
+    assert_eq!(me["data"]["email_verified"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 // Env: REDIRECT_URIS (comma list). Prints "issuer=<url>" once listening on 127.0.0.1:0.
 // Accounts: any login is accepted with any password (dev interactions). The login becomes
 // the subject; the email is the login (or <login>@example.com), verified unless the login
-// starts with "unverified".
+// starts with "unverified"; a login starting with "silent" gets no email_verified claim.
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -26,12 +26,9 @@ server.listen(0, '127.0.0.1', () => {
         accountId: id,
         async claims() {
           const email = id.includes('@') ? id : `${id}@example.com`;
-          return {
-            sub: id,
-            email,
-            email_verified: !id.startsWith('unverified'),
-            name: `Test ${id}`,
-          };
+          const claims = { sub: id, email, name: `Test ${id}` };
+          if (!id.startsWith('silent')) claims.email_verified = !id.startsWith('unverified');
+          return claims;
         },
       };
     },
