@@ -322,4 +322,8 @@ pub struct OauthState {
     pub created_at: i64,
     /// Expiry (10 minutes).
     pub expires_at: i64,
+    /// For a link started by a signed-in user: that user and the session it was started from.
+    /// The callback then links the identity to this user instead of signing anyone in (it is
+    /// a cross-site navigation: no `SameSite=Strict` session cookie comes with it).
+    pub link_for: Option<(Uuid, Uuid)>,
 }

@@ -51,6 +51,9 @@ pub enum SsoError {
     /// The account is already linked to another account of this provider.
     #[error("this account is already linked to another account of this provider")]
     AlreadyLinked,
+    /// This identity-provider account is linked to another Posta account.
+    #[error("this identity is linked to another account")]
+    LinkedElsewhere,
     /// Internal failure.
     #[error(transparent)]
     Internal(#[from] Error),
@@ -64,6 +67,7 @@ impl SsoError {
             SsoError::InvalidState => "invalid_state",
             SsoError::AccountExists => "account_exists",
             SsoError::AlreadyLinked => "already_linked",
+            SsoError::LinkedElsewhere => "linked_elsewhere",
             SsoError::ExchangeFailed => "exchange_failed",
             SsoError::EmailNotVerified => "email_not_verified",
             SsoError::DomainNotAllowed => "domain_not_allowed",
@@ -404,11 +408,34 @@ fn client_config(state: &AppState, p: &OauthProvider) -> Result<ClientConfig> {
     })
 }
 
-/// Start a flow: the provider URL and the browser-binding value to set as a cookie.
+/// Start a sign-in: the provider URL and the browser-binding value to set as a cookie.
 pub async fn authorize(
     state: &AppState,
     slug: &str,
     client: &ClientInfo,
+) -> Result<(String, String)> {
+    start(state, slug, client, None).await
+}
+
+/// Start linking a provider to the signed-in caller's account (the owner's explicit choice,
+/// the only way an account that may not be linked by email gets a link).
+pub async fn start_link(
+    state: &AppState,
+    caller: &Caller,
+    slug: &str,
+    client: &ClientInfo,
+) -> Result<(String, String)> {
+    let session = caller
+        .session_id()
+        .ok_or_else(|| Error::Forbidden("sign in to link an identity provider".into()))?;
+    start(state, slug, client, Some((caller.user.id, session))).await
+}
+
+async fn start(
+    state: &AppState,
+    slug: &str,
+    client: &ClientInfo,
+    link_for: Option<(Uuid, Uuid)>,
 ) -> Result<(String, String)> {
     let p = state
         .store
@@ -439,6 +466,7 @@ pub async fn authorize(
         binding: Sha256::digest(binding.as_bytes()).into(),
         created_at: now,
         expires_at: now + STATE_TTL,
+        link_for,
     };
     let key = req.state.clone();
     state
@@ -468,7 +496,7 @@ pub async fn callback(
     state: &AppState,
     cb: Callback,
     client: &ClientInfo,
-) -> Result<SignedIn, SsoError> {
+) -> Result<Finished, SsoError> {
     let now = state.now();
     let st_param = cb
         .state
@@ -520,7 +548,75 @@ pub async fn callback(
     .map_err(|_| SsoError::InvalidState)?;
     let cc = client_config(state, &p)?;
     let ident = identify(state, &p, &cc, &code, &verifier, &pending.nonce).await?;
-    finish(state, &p, ident, client, now).await
+    match pending.link_for {
+        Some((uid, session)) => link(state, &p, ident, uid, session, client, now)
+            .await
+            .map(|()| Finished::Linked(p.slug.clone())),
+        None => finish(state, &p, ident, client, now)
+            .await
+            .map(|s| Finished::SignedIn(Box::new(s))),
+    }
+}
+
+/// What a callback did.
+#[derive(Debug)]
+pub enum Finished {
+    /// Someone signed in.
+    SignedIn(Box<SignedIn>),
+    /// The provider (this slug) was linked to the account that asked.
+    Linked(String),
+}
+
+/// Link `ident` to the user who started the flow, if that session still exists.
+async fn link(
+    state: &AppState,
+    p: &OauthProvider,
+    ident: Identity,
+    uid: Uuid,
+    session: Uuid,
+    client: &ClientInfo,
+    now: i64,
+) -> Result<(), SsoError> {
+    let (st, cl, prov) = (state.clone(), client.clone(), p.clone());
+    state
+        .store
+        .write(move |tx| {
+            // The session that asked must still be there (a logout or revocation since cancels).
+            let alive = store::session::get(tx, session)?.is_some_and(|s| s.user_id == uid);
+            let Some(u) = store::user::get(tx, uid)?.filter(|u| u.active && alive) else {
+                return Ok(Err(SsoError::InvalidState));
+            };
+            if let Some(other) = store::oauth::link(tx, prov.id, &ident.subject)? {
+                return Ok(Err(if other.user_id == uid {
+                    SsoError::AlreadyLinked
+                } else {
+                    SsoError::LinkedElsewhere
+                }));
+            }
+            if store::oauth::links_of(tx, uid)?
+                .iter()
+                .any(|l| l.provider_id == prov.id)
+            {
+                return Ok(Err(SsoError::AlreadyLinked));
+            }
+            store::oauth::put_link(
+                tx,
+                &OauthLink {
+                    provider_id: prov.id,
+                    subject: ident.subject.clone(),
+                    user_id: uid,
+                    email: ident.email.clone().unwrap_or_default(),
+                    created_at: now,
+                    last_used_at: None,
+                },
+            )?;
+            let mut ev = audit::event("oauth.linked", Some(uid), Some(uid), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.detail = format!("sso:{} (linked by the owner)", prov.slug);
+            ev.record(&st, tx, now)?;
+            Ok(Ok(()))
+        })
+        .await?
 }
 
 async fn identify(

@@ -7,7 +7,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domain::Caller;
-use crate::domain::oidc::{self, Callback, ProviderInput, SsoError};
+use crate::domain::oidc::{self, Callback, Finished, ProviderInput, SsoError};
 use crate::error::{Error, Result};
 use crate::model::{OauthLink, OauthProvider};
 use crate::state::AppState;
@@ -154,20 +154,23 @@ pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp>
     }
 }
 
-fn callback_response(
-    state: &AppState,
-    result: Result<crate::domain::session::SignedIn, SsoError>,
-) -> Resp {
+fn callback_response(state: &AppState, result: Result<Finished, SsoError>) -> Resp {
     let clear_binding = cookie::scoped(state, BINDING_COOKIE, "", OAUTH_PATH, 0);
     let web = state.cfg.web_url.clone();
     let mut r = match (result, web) {
-        (Ok(s), Some(web)) => {
+        (Ok(Finished::Linked(slug)), Some(web)) => {
+            response::redirect(&format!("{web}/#linked={slug}"))
+        }
+        (Ok(Finished::Linked(slug)), None) => {
+            response::ok(StatusCode::OK, &json!({"linked": slug}))
+        }
+        (Ok(Finished::SignedIn(s)), Some(web)) => {
             let mut r = response::redirect(&format!("{web}/#token={}", s.token));
             let ttl = s.expires_at - state.now();
             response::set_cookie(&mut r, &cookie::session(state, &s.token, ttl, true));
             r
         }
-        (Ok(s), None) => response::ok(
+        (Ok(Finished::SignedIn(s)), None) => response::ok(
             StatusCode::OK,
             &json!({"token": s.token, "user": UserView::from(&s.user)}),
         ),
@@ -211,6 +214,15 @@ fn link_view(l: &OauthLink, p: Option<&OauthProvider>) -> serde_json::Value {
 /// A signed-in caller's own identity-provider links.
 pub async fn links(state: &AppState, route: Links, req: &mut Req, c: &Caller) -> Result<Resp> {
     match route {
+        Links::Start(slug) => {
+            let (url, binding) = oidc::start_link(state, c, &slug, &req.client).await?;
+            let mut r = response::ok(StatusCode::OK, &json!({"url": url}));
+            response::set_cookie(
+                &mut r,
+                &cookie::scoped(state, BINDING_COOKIE, &binding, OAUTH_PATH, oidc::STATE_TTL),
+            );
+            Ok(r)
+        }
         Links::List => {
             let v: Vec<_> = oidc::links(state, c)?
                 .iter()

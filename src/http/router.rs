@@ -100,10 +100,11 @@ pub enum Account {
 }
 
 /// `http::oauth::links`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum Links {
     List,
+    Start(String),
     Unlink(Uuid),
 }
 
@@ -210,6 +211,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(PUT "/api/v1/users/me/api-keys/{id}/revoke", "Revoke an API key", |p| Ok(Endpoint::Account(Account::RevokeApiKey(p0(p)?)))),
     spec!(DELETE "/api/v1/users/me/api-keys/{id}", "Delete a revoked or expired API key", |p| Ok(Endpoint::Account(Account::DeleteApiKey(p0(p)?)))),
     spec!(GET "/api/v1/users/me/oauth", "Linked identity-provider accounts", |_| Ok(Endpoint::Links(Links::List))),
+    spec!(POST "/api/v1/users/me/oauth/{slug}/link", "Link an identity provider to this account (returns the URL to visit)", |p| Ok(Endpoint::Links(Links::Start(s0(p))))),
     spec!(DELETE "/api/v1/users/me/oauth/{provider_id}", "Unlink an identity provider", |p| Ok(Endpoint::Links(Links::Unlink(p0(p)?)))),
     spec!(GET "/api/v1/admin/users", "Users (paged, ?search=)", |_| Ok(Endpoint::Admin(Admin::ListUsers))),
     spec!(POST "/api/v1/admin/users", "Create a user", |_| Ok(Endpoint::Admin(Admin::CreateUser))),
@@ -369,6 +371,7 @@ impl Endpoint {
                 Account::DeleteApiKey(_) => "delete_api_key",
             },
             Endpoint::Links(Links::List) => "my_oauth_links",
+            Endpoint::Links(Links::Start(_)) => "link_oauth",
             Endpoint::Links(Links::Unlink(_)) => "unlink_oauth",
             Endpoint::Admin(a) => match a {
                 Admin::CreateUser => "admin_create_user",

@@ -270,19 +270,31 @@ mod tests {
         },
         "001000000000000000000000000000000004057375622d3110000000000000000000000000000000020f616461406578616d706c652e636f6dfc00e2a7ca01fcc8e2a7ca"
     );
-    golden!(
-        golden_state_v1,
-        encode_state,
-        decode_state,
+    fn state(link_for: Option<(Uuid, Uuid)>) -> OauthState {
         OauthState {
             provider_id: id(4),
             pkce_verifier_sealed: vec![5, 6],
             nonce: "n0".into(),
             binding: [9; 32],
             created_at: 1_700_000_000,
-            expires_at: 1_700_000_600
-        },
-        "001000000000000000000000000000000004020506026e300909090909090909090909090909090909090909090909090909090909090909fc00e2a7cafcb0e6a7ca"
+            expires_at: 1_700_000_600,
+            link_for,
+        }
+    }
+
+    /// A V1 pending authorization still decodes: a sign-in.
+    #[test]
+    fn golden_state_v1_decode_migrated() {
+        let v1 = "001000000000000000000000000000000004020506026e300909090909090909090909090909090909090909090909090909090909090909fc00e2a7cafcb0e6a7ca";
+        assert_eq!(decode_state(&unhex(v1)).unwrap(), state(None));
+    }
+
+    golden!(
+        golden_state_v2,
+        encode_state,
+        decode_state,
+        state(Some((id(2), id(1)))),
+        "011000000000000000000000000000000004020506026e300909090909090909090909090909090909090909090909090909090909090909fc00e2a7cafcb0e6a7ca0110000000000000000000000000000000021000000000000000000000000000000001"
     );
 
     #[test]

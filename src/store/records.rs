@@ -220,6 +220,15 @@ pub struct LinkV1 {
 pub enum StateRecord {
     /// Since the first release.
     V1(StateV1),
+    /// Adds the (user, session) an explicit link was started for.
+    V2(StateV2),
+}
+
+/// A pending authorization that may be a link.
+#[derive(Serialize, Deserialize)]
+pub struct StateV2 {
+    v1: StateV1,
+    link_for: Option<(Uuid, Uuid)>,
 }
 
 /// A pending authorization as first stored.
@@ -552,17 +561,24 @@ impl Record for StateRecord {
     type Value = OauthState;
     const NAME: &'static str = "authorization state";
     fn new(s: &OauthState) -> Self {
-        Self::V1(StateV1 {
-            provider_id: s.provider_id,
-            pkce_verifier_sealed: s.pkce_verifier_sealed.clone(),
-            nonce: s.nonce.clone(),
-            binding: s.binding,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
+        Self::V2(StateV2 {
+            v1: StateV1 {
+                provider_id: s.provider_id,
+                pkce_verifier_sealed: s.pkce_verifier_sealed.clone(),
+                nonce: s.nonce.clone(),
+                binding: s.binding,
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            },
+            link_for: s.link_for,
         })
     }
     fn into_value(self) -> OauthState {
-        let Self::V1(s) = self;
+        let (s, link_for) = match self {
+            // Migration: a pending sign-in (V1 knew no other kind).
+            Self::V1(s) => (s, None),
+            Self::V2(s) => (s.v1, s.link_for),
+        };
         OauthState {
             provider_id: s.provider_id,
             pkce_verifier_sealed: s.pkce_verifier_sealed,
@@ -570,6 +586,7 @@ impl Record for StateRecord {
             binding: s.binding,
             created_at: s.created_at,
             expires_at: s.expires_at,
+            link_for,
         }
     }
 }

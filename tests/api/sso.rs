@@ -649,3 +649,56 @@ async fn a_callback_error_cannot_forge_log_lines() {
         "{line}"
     );
 }
+
+/// The owner of an account that may not be linked by email links it while signed in: the
+/// flow carries the account it was started for, and the IdP account then signs in there.
+/// Another account's identity, or a session ended meanwhile, links nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_links_a_provider_while_signed_in() {
+    let e = setup().await;
+    e.provider(json!({"auto_register": false})).await;
+    let (token, uid) = e.s.register("Frank", "frank@example.com").await;
+    assert_eq!(
+        error_from(&e.sso("frank").await, &e.s.url),
+        "account_exists"
+    );
+    let start = |b: &Browser, token: String| {
+        let url = format!("{}/api/v1/users/me/oauth/test/link", e.s.url);
+        let c = b.client.clone();
+        async move {
+            let r = c.post(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            v["data"]["url"].as_str().unwrap().to_owned()
+        }
+    };
+    let b = Browser::new();
+    let url = start(&b, token.clone()).await;
+    let stop = b.walk(&url, "frank", &e.callback).await;
+    assert_eq!(
+        stop.location.as_deref(),
+        Some(format!("{}/#linked=test", e.s.url).as_str())
+    );
+    let signed_in = token_from(&e.sso("frank").await, &e.s.url);
+    let (_, me) = e.s.get("/api/v1/users/me", Some(&signed_in)).await;
+    assert_eq!(me["data"]["id"], uid.as_str());
+    assert_eq!(
+        me["data"]["auth_methods"],
+        json!(["password", "oauth:test"])
+    );
+    // Bob cannot take Frank's IdP identity; a link started by a session that has since
+    // ended links nothing.
+    let (bob, _) = e.s.register("Bob", "bob@example.com").await;
+    let b = Browser::new();
+    let url = start(&b, bob.clone()).await;
+    let stop = b.walk(&url, "frank", &e.callback).await;
+    assert_eq!(error_from(&stop, &e.s.url), "linked_elsewhere");
+    let b = Browser::new();
+    let url = start(&b, bob.clone()).await;
+    let (st, _) =
+        e.s.post("/api/v1/users/me/sessions/logout", Some(&bob), json!({}))
+            .await;
+    assert_eq!(st, 200);
+    let stop = b.walk(&url, "bob", &e.callback).await;
+    assert_eq!(error_from(&stop, &e.s.url), "invalid_state");
+}
