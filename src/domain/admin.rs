@@ -174,11 +174,7 @@ pub async fn reset_password(
     state
         .store
         .write(move |tx| {
-            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.password_hash = Some(hash.clone());
-            u.updated_at = now;
-            store::user::update(tx, &u)?;
-            let n = store::session::remove_all_of(tx, id, None)?;
+            let (u, n) = user::set_password(tx, id, &hash, None, now)?;
             let mut ev = audit::event("password.changed", aid, Some(id), cl.as_ref());
             ev.email = Some(&u.email);
             ev.detail = format!("reset; {n} sessions ended{origin}");

@@ -558,6 +558,38 @@ pub async fn callback(
     }
 }
 
+fn new_link(
+    p: &OauthProvider,
+    subject: &str,
+    user_id: Uuid,
+    email: &str,
+    now: i64,
+    used: Option<i64>,
+) -> OauthLink {
+    OauthLink {
+        provider_id: p.id,
+        subject: subject.to_owned(),
+        user_id,
+        email: email.to_owned(),
+        created_at: now,
+        last_used_at: used,
+    }
+}
+
+/// Inside `tx`: store `l` unless its user already has a link to the provider. One link per
+/// provider: a second subject never hides behind the first (it used to overwrite the user's
+/// index while its own row stayed, unlisted, and outlived an unlink).
+fn add_link(tx: &store::WriteTransaction, l: &OauthLink) -> Result<Result<(), SsoError>> {
+    if store::oauth::links_of(tx, l.user_id)?
+        .iter()
+        .any(|x| x.provider_id == l.provider_id)
+    {
+        return Ok(Err(SsoError::AlreadyLinked));
+    }
+    store::oauth::put_link(tx, l)?;
+    Ok(Ok(()))
+}
+
 /// What a callback did.
 #[derive(Debug)]
 pub enum Finished {
@@ -593,23 +625,11 @@ async fn link(
                     SsoError::LinkedElsewhere
                 }));
             }
-            if store::oauth::links_of(tx, uid)?
-                .iter()
-                .any(|l| l.provider_id == prov.id)
-            {
-                return Ok(Err(SsoError::AlreadyLinked));
+            let email = ident.email.clone().unwrap_or_default();
+            let l = new_link(&prov, &ident.subject, uid, &email, now, None);
+            if let Err(e) = add_link(tx, &l)? {
+                return Ok(Err(e));
             }
-            store::oauth::put_link(
-                tx,
-                &OauthLink {
-                    provider_id: prov.id,
-                    subject: ident.subject.clone(),
-                    user_id: uid,
-                    email: ident.email.clone().unwrap_or_default(),
-                    created_at: now,
-                    last_used_at: None,
-                },
-            )?;
             let mut ev = audit::event("oauth.linked", Some(uid), Some(uid), Some(&cl));
             ev.email = Some(&u.email);
             ev.detail = format!("sso:{} (linked by the owner)", prov.slug);
@@ -755,24 +775,10 @@ async fn finish(
                     if !u.active {
                         return Ok(Err(SsoError::AccountDisabled));
                     }
-                    // One link per provider: a second subject never hides behind the first.
-                    if store::oauth::links_of(tx, u.id)?
-                        .iter()
-                        .any(|l| l.provider_id == prov.id)
-                    {
-                        return Ok(Err(SsoError::AlreadyLinked));
+                    let l = new_link(&prov, &ident.subject, u.id, &email, now, Some(now));
+                    if let Err(e) = add_link(tx, &l)? {
+                        return Ok(Err(e));
                     }
-                    store::oauth::put_link(
-                        tx,
-                        &OauthLink {
-                            provider_id: prov.id,
-                            subject: ident.subject.clone(),
-                            user_id: u.id,
-                            email: email.clone(),
-                            created_at: now,
-                            last_used_at: Some(now),
-                        },
-                    )?;
                     let kind = if created {
                         "user.registered"
                     } else {

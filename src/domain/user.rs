@@ -198,16 +198,29 @@ pub async fn change_password(
     state
         .store
         .write(move |tx| {
-            let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.password_hash = Some(hash.clone());
-            u.updated_at = now;
-            store::user::update(tx, &u)?;
-            let n = store::session::remove_all_of(tx, id, keep)?;
+            let (_, n) = set_password(tx, id, &hash, keep, now)?;
             audit::event("password.changed", Some(id), Some(id), Some(&client))
                 .record(&st, tx, now)?;
             Ok(n)
         })
         .await
+}
+
+/// Inside `tx`: store a new password hash and end the user's sessions but `keep`. The user as
+/// saved, and how many sessions ended.
+pub fn set_password(
+    tx: &store::WriteTransaction,
+    id: uuid::Uuid,
+    hash: &str,
+    keep: Option<uuid::Uuid>,
+    now: i64,
+) -> Result<(User, usize)> {
+    let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
+    u.password_hash = Some(hash.to_owned());
+    u.updated_at = now;
+    store::user::update(tx, &u)?;
+    let n = store::session::remove_all_of(tx, id, keep)?;
+    Ok((u, n))
 }
 
 /// Create the first admin when the store has none. Returns the generated password, if one
