@@ -70,6 +70,15 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     if locked > 0 {
         tracing::info!(accounts = locked, "brute-force lock-outs restored");
     }
+    let repaired = domain::oidc::repair_links(&state)
+        .await
+        .map_err(|e| RunError::Startup(e.to_string()))?;
+    if repaired > 0 {
+        tracing::warn!(
+            rows = repaired,
+            "removed inconsistent SSO link rows (audited as oauth.link_repaired)"
+        );
+    }
     match domain::user::ensure_first_admin(&state).await {
         Ok(Some(pw)) => {
             eprintln!(

@@ -803,6 +803,50 @@ async fn finish(
         .await?
 }
 
+/// At start-up: remove link rows no listing shows (a second subject of a provider whose row
+/// an earlier release kept after the user's index moved to another, or a row whose user or
+/// provider is gone) and index rows without their link, and audit each. Returns how many.
+pub async fn repair_links(state: &AppState) -> Result<usize> {
+    let st = state.clone();
+    let now = state.now();
+    state
+        .store
+        .write(move |tx| {
+            let (links, index) = store::oauth::link_tables(tx)?;
+            let mut removed = Vec::new();
+            for l in &links {
+                let indexed = index
+                    .iter()
+                    .any(|(u, p, s)| *u == l.user_id && *p == l.provider_id && *s == l.subject);
+                let owner = store::user::get(tx, l.user_id)?.is_some();
+                let provider = store::oauth::provider(tx, l.provider_id)?.is_some();
+                if !(indexed && owner && provider) {
+                    store::oauth::remove_link_rows(tx, Some((l.provider_id, &l.subject)), None)?;
+                    removed.push((
+                        l.user_id,
+                        format!("unlisted link to {} ({})", l.provider_id, l.subject),
+                    ));
+                }
+            }
+            for (u, p, s) in &index {
+                if !links
+                    .iter()
+                    .any(|l| l.user_id == *u && l.provider_id == *p && l.subject == *s)
+                {
+                    store::oauth::remove_link_rows(tx, None, Some((*u, *p)))?;
+                    removed.push((*u, format!("index without its link to {p} ({s})")));
+                }
+            }
+            for (u, detail) in &removed {
+                let mut ev = audit::event("oauth.link_repaired", None, Some(*u), None);
+                ev.detail.clone_from(detail);
+                ev.record(&st, tx, now)?;
+            }
+            Ok(removed.len())
+        })
+        .await
+}
+
 /// The caller's links, with provider names.
 pub fn links(state: &AppState, caller: &Caller) -> Result<Vec<(OauthLink, Option<OauthProvider>)>> {
     state.store.read(|tx| {
@@ -846,4 +890,82 @@ pub async fn unlink(
             ev.record(&st, tx, now)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::testing;
+
+    /// A store as an earlier release could leave it: a second subject of the same provider
+    /// linked to the same user moved the user's index to it, and the first subject's row
+    /// stayed, unlisted, able to sign in. Start-up removes it (and an index row left without
+    /// its link), audited.
+    #[test]
+    fn start_up_removes_hidden_and_orphaned_link_rows() {
+        let (st, _dir) = testing::state();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let u = User::new("Ann".into(), "ann@example.com".into(), None, Role::User, 1);
+        let p = OauthProvider {
+            id: Uuid::new_v4(),
+            name: "Corp".into(),
+            slug: "corp".into(),
+            kind: ProviderKind::Oidc,
+            client_id: "posta".into(),
+            client_secret_sealed: None,
+            issuer: Some("https://idp.example".into()),
+            auth_url: None,
+            token_url: None,
+            userinfo_url: None,
+            scopes: "openid".into(),
+            auto_register: false,
+            allowed_domains: Vec::new(),
+            enabled: true,
+            trust_email: false,
+            created_at: 1,
+            updated_at: 1,
+        };
+        let (uid, pid) = (u.id, p.id);
+        st.store
+            .write_blocking(|tx| {
+                store::user::insert(tx, &u)?;
+                store::oauth::put_provider(tx, &p, None)?;
+                for s in ["first", "second"] {
+                    store::oauth::put_link(tx, &new_link(&p, s, uid, "ann@example.com", 1, None))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(rt.block_on(repair_links(&st)).unwrap(), 1);
+        st.store
+            .read(|tx| {
+                assert!(
+                    store::oauth::link(tx, pid, "first")?.is_none(),
+                    "hidden row gone"
+                );
+                assert!(store::oauth::link(tx, pid, "second")?.is_some());
+                assert_eq!(store::oauth::links_of(tx, uid)?.len(), 1);
+                Ok(())
+            })
+            .unwrap();
+        // An index row whose link row is gone.
+        st.store
+            .write_blocking(|tx| store::oauth::remove_link_rows(tx, Some((pid, "second")), None))
+            .unwrap();
+        assert_eq!(rt.block_on(repair_links(&st)).unwrap(), 1);
+        assert_eq!(
+            rt.block_on(repair_links(&st)).unwrap(),
+            0,
+            "nothing left to repair"
+        );
+        let audited = st
+            .store
+            .read(|tx| store::audit::page(tx, |e| e.kind == "oauth.link_repaired", 0, 10))
+            .unwrap()
+            .1;
+        assert_eq!(audited, 2);
+    }
 }

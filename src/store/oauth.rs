@@ -154,6 +154,44 @@ pub fn remove_links_to(tx: &WriteTransaction, user_id: Uuid, provider_id: Uuid) 
     Ok(stale.len())
 }
 
+/// A row of the users' link index: user, provider, subject.
+pub type IndexRow = (Uuid, Uuid, String);
+
+/// Every link row, and every row of the users' index.
+pub fn link_tables(tx: &impl Tx) -> Result<(Vec<OauthLink>, Vec<IndexRow>)> {
+    let mut links = Vec::new();
+    if let Some(t) = tx.table(OAUTH_LINKS)? {
+        for row in t.iter()? {
+            links.push(codec::decode_link(row?.1.value())?);
+        }
+    }
+    let mut index = Vec::new();
+    if let Some(t) = tx.table(USER_OAUTH_LINKS)? {
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (u, p) = k.value();
+            index.push((Uuid::from_u128(u), Uuid::from_u128(p), v.value().to_owned()));
+        }
+    }
+    Ok((links, index))
+}
+
+/// Remove one link row (not the index), and one index row.
+pub fn remove_link_rows(
+    tx: &WriteTransaction,
+    row: Option<(Uuid, &str)>,
+    index: Option<(Uuid, Uuid)>,
+) -> Result<()> {
+    if let Some((p, s)) = row {
+        tx.open_table(OAUTH_LINKS)?.remove((p.as_u128(), s))?;
+    }
+    if let Some((u, p)) = index {
+        tx.open_table(USER_OAUTH_LINKS)?
+            .remove((u.as_u128(), p.as_u128()))?;
+    }
+    Ok(())
+}
+
 /// A user's links.
 pub fn links_of(tx: &impl Tx, user_id: Uuid) -> Result<Vec<OauthLink>> {
     let Some(t) = tx.table(USER_OAUTH_LINKS)? else {
