@@ -705,7 +705,7 @@ async fn finish(
     now: i64,
 ) -> Result<SignedIn, SsoError> {
     let email = match &ident.email {
-        Some(e) => Some(user::canonical_email(e).map_err(|_| SsoError::ProviderError)?),
+        Some(e) => Some(user::canonical(state, e).map_err(|_| SsoError::ProviderError)?),
         None => None,
     };
     let (st, cl, prov) = (state.clone(), client.clone(), p.clone());

@@ -100,7 +100,7 @@ pub async fn login(
 ) -> Result<SignedIn> {
     let now = state.now();
     // Malformed emails still go through the same path and cost, keyed on the raw text.
-    let account = user::canonical_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+    let account = user::canonical(state, email).unwrap_or_else(|_| email.trim().to_lowercase());
     if pw.len() > password::MAX_PASSWORD_BYTES {
         return Err(Error::InvalidCredentials);
     }

@@ -9,9 +9,28 @@ use crate::store;
 use super::proof::{self, Proofs};
 use super::{Caller, ClientInfo, audit};
 
-/// Canonical form of an email: trimmed, no control characters, lower-case local part,
-/// IDNA (punycode, lower-case) domain. Equal accounts compare equal on this form.
+/// Canonical form of an email with the default rules: an RFC 5321 dot-atom ASCII local part
+/// (see [`canonical_email_with`]).
 pub fn canonical_email(raw: &str) -> Result<String> {
+    canonical_email_with(raw, false)
+}
+
+/// Canonical form of an email under this server's rules (`email_utf8_local_parts`).
+pub fn canonical(state: &AppState, raw: &str) -> Result<String> {
+    canonical_email_with(raw, state.cfg.email_utf8_local_parts)
+}
+
+/// RFC 5322 `atext`: what a dot-atom's atoms are made of.
+fn is_atext(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~".contains(&b)
+}
+
+/// Canonical form of an email: trimmed, lower-case local part, IDNA (punycode, lower-case)
+/// domain; equal accounts compare equal on this form. The local part is a dot-atom of ASCII
+/// `atext` (no `,` `;` `<` or quoting, which reach forward-auth headers and mail clients), or,
+/// with `utf8`, may also hold letters of one script (a Latin `a` beside a Cyrillic `а` is a
+/// look-alike of another address, and is refused).
+pub fn canonical_email_with(raw: &str, utf8: bool) -> Result<String> {
     let s = raw.trim();
     let bad = |r: &str| Err(Error::invalid("email", r.to_owned()));
     if s.is_empty() {
@@ -28,6 +47,26 @@ pub fn canonical_email(raw: &str) -> Result<String> {
     };
     if local.is_empty() || local.len() > 64 || local.contains('@') || domain.is_empty() {
         return bad("is not a valid email address");
+    }
+    let atoms_ok = local
+        .split('.')
+        .all(|a| !a.is_empty() && a.bytes().all(|b| is_atext(b) || (utf8 && b >= 0x80)));
+    if !atoms_ok {
+        return bad("may hold only letters, digits, dots and !#$%&'*+-/=?^_`{|}~ before the @");
+    }
+    if utf8 && !local.is_ascii() {
+        use unicode_script::{Script, UnicodeScript};
+        let mut seen: Option<Script> = None;
+        for c in local.chars().filter(|c| c.is_alphabetic()) {
+            let s = c.script();
+            if matches!(s, Script::Common | Script::Inherited) {
+                continue;
+            }
+            match seen {
+                Some(first) if first != s => return bad("mixes letters of different scripts"),
+                _ => seen = Some(s),
+            }
+        }
     }
     let Ok(domain) = idna::domain_to_ascii(domain) else {
         return bad("has an invalid domain");
@@ -95,7 +134,7 @@ pub fn validate_new(
     password: &str,
 ) -> Result<(String, String)> {
     let name = valid_name(name)?;
-    let email = canonical_email(email)?;
+    let email = canonical(state, email)?;
     password::check_policy(password, state.cfg.password_min_length, &email, &name)?;
     Ok((name, email))
 }
@@ -264,7 +303,7 @@ pub async fn ensure_first_admin(state: &AppState) -> Result<Option<String>> {
 
 /// The user with this email (canonicalised as at sign-up).
 pub fn find_by_email(state: &AppState, email: &str) -> Result<User> {
-    let e = canonical_email(email)?;
+    let e = canonical(state, email)?;
     state
         .store
         .read(|tx| store::user::by_email(tx, &e))?
@@ -310,6 +349,28 @@ mod tests {
         assert!(canonical_email("@x.y").is_err());
         assert!(canonical_email("a@").is_err());
         assert!(canonical_email("a b@x.y").is_err());
+        // Forward-auth headers and mail clients see the local part: no specials, no quoting,
+        // no look-alikes from other scripts.
+        for bad in [
+            "a,b@x.y",
+            "a;b@x.y",
+            "a<b@x.y",
+            "\"a\"@x.y",
+            ".a@x.y",
+            "a..b@x.y",
+            "аdmin@x.y",
+        ] {
+            assert!(canonical_email(bad).is_err(), "{bad}");
+        }
+        assert_eq!(canonical_email("o'neil+tag@x.y").unwrap(), "o'neil+tag@x.y");
+        // Allowed UTF-8 local parts: one script at a time.
+        assert_eq!(canonical_email_with("Jörg@x.y", true).unwrap(), "jörg@x.y");
+        assert_eq!(canonical_email_with("пётр@x.y", true).unwrap(), "пётр@x.y");
+        assert!(
+            canonical_email_with("аdmin@x.y", true).is_err(),
+            "Cyrillic а with Latin"
+        );
+        assert!(canonical_email_with("a,b@x.y", true).is_err());
     }
 
     #[test]

@@ -201,8 +201,12 @@ fn forward(c: &Caller) -> Option<Forward> {
         X_POSTA_USER_ID.clone(),
         HeaderValue::from_str(c.user.id.hyphenated().encode_lower(&mut id)).ok()?,
     );
-    // An address or scope that is not a valid header value is left to the body.
-    if let Ok(v) = HeaderValue::from_str(&c.user.email) {
+    // Header values are plain ASCII (`HeaderValue` would take UTF-8 bytes as obs-text, which
+    // proxies and the services behind them read each their own way): a non-ASCII address
+    // (allowed by `email_utf8_local_parts`) is left to the body.
+    if c.user.email.is_ascii()
+        && let Ok(v) = HeaderValue::from_str(&c.user.email)
+    {
         headers.insert(X_POSTA_USER_EMAIL.clone(), v);
     }
     headers.insert(

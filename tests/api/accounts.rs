@@ -439,3 +439,53 @@ async fn a_session_is_no_unthrottled_password_oracle() {
         .await;
     assert_eq!(st, 200, "{v}");
 }
+
+/// Confusable identities: a Cyrillic `а` in `аdmin@…`, or `,` `;` `<` in a local part, never
+/// make an account (they reached `X-Posta-User-Email` raw before). With UTF-8 local parts
+/// allowed, a one-script address registers, and forward auth leaves a non-ASCII address to
+/// the body (headers stay plain ASCII).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confusable_or_special_local_parts_are_refused() {
+    let s = TestServer::start().await;
+    for email in [
+        "\u{430}dmin@example.com",
+        "a,b@example.com",
+        "a;b@example.com",
+        "a<b>@example.com",
+        "\"q\"@example.com",
+    ] {
+        let (st, v) = s
+            .post(
+                "/api/v1/auth/register",
+                None,
+                json!({"name": "X", "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(st, 400, "{email}: {v}");
+    }
+    let s = TestServer::start_with(|c| c.email_utf8_local_parts = true).await;
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "X", "email": "\u{430}dmin@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 400, "mixed scripts stay refused");
+    let (token, _) = s.register("Jörg", "jörg@bücher.example").await;
+    let (key, _) = s.api_key(&token, json!({"name": "k"})).await;
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for (name, value) in r.headers() {
+        assert!(value.as_bytes().is_ascii(), "{name}: {value:?}");
+    }
+    assert!(r.headers().get("x-posta-user-email").is_none());
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["data"]["email"], "jörg@xn--bcher-kva.example");
+}
