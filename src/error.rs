@@ -25,9 +25,13 @@ pub enum Error {
     /// Wrong email or password: one message for both, on purpose.
     #[error("invalid credentials")]
     InvalidCredentials,
-    /// The password was right but the account needs a TOTP code.
+    /// The first step was right but the account needs its second factor; the token completes
+    /// the sign-in with the code alone (`POST /auth/login {pending_token, two_factor_code}`).
     #[error("two-factor code required")]
-    TwoFactorRequired,
+    TwoFactorRequired {
+        /// Single use, 5 minutes, from the same address.
+        pending_token: String,
+    },
     /// The TOTP or recovery code was wrong or already used.
     #[error("invalid two-factor code")]
     InvalidTwoFactorCode,
@@ -127,7 +131,7 @@ impl Error {
             Error::BadRequest(_) | Error::Validation { .. } => 400,
             Error::Unauthorized
             | Error::InvalidCredentials
-            | Error::TwoFactorRequired
+            | Error::TwoFactorRequired { .. }
             | Error::InvalidTwoFactorCode => 401,
             Error::Forbidden(_) | Error::TwoFactorSetupRequired => 403,
             Error::NotFound(_) => 404,
@@ -150,7 +154,7 @@ impl Error {
             Error::Unauthorized | Error::InvalidCredentials | Error::InvalidTwoFactorCode => {
                 ErrorCode::Unauthorized
             }
-            Error::TwoFactorRequired => ErrorCode::TwoFactorRequired,
+            Error::TwoFactorRequired { .. } => ErrorCode::TwoFactorRequired,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::TwoFactorSetupRequired => ErrorCode::TwoFactorSetupRequired,
             Error::NotFound(_) => ErrorCode::NotFound,
@@ -242,7 +246,11 @@ mod tests {
         assert_eq!(Error::InvalidCredentials.status(), 401);
         assert_eq!(Error::InvalidCredentials.code().as_str(), "UNAUTHORIZED");
         assert_eq!(
-            Error::TwoFactorRequired.code().as_str(),
+            Error::TwoFactorRequired {
+                pending_token: String::new()
+            }
+            .code()
+            .as_str(),
             "TWO_FACTOR_REQUIRED"
         );
         assert_eq!(Error::RateLimited { retry_after: 3 }.status(), 429);

@@ -284,6 +284,9 @@ pub struct OauthProvider {
     /// The provider verifies every email it gives, whether or not its answer says so (off:
     /// an email not said to be verified is not).
     pub trust_email: bool,
+    /// Accounts with Posta 2FA sign in through this provider without Posta's second step (the
+    /// provider owns the second factor). Off: they get Posta's code step after the provider.
+    pub skip_local_2fa: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last change.

@@ -51,6 +51,9 @@ pub enum SsoError {
     /// The account is already linked to another account of this provider.
     #[error("this account is already linked to another account of this provider")]
     AlreadyLinked,
+    /// The account has Posta 2FA: the sign-in continues with the code and this token.
+    #[error("two-factor code required")]
+    SecondFactor(String),
     /// This identity-provider account is linked to another Posta account.
     #[error("this identity is linked to another account")]
     LinkedElsewhere,
@@ -68,6 +71,7 @@ impl SsoError {
             SsoError::AccountExists => "account_exists",
             SsoError::AlreadyLinked => "already_linked",
             SsoError::LinkedElsewhere => "linked_elsewhere",
+            SsoError::SecondFactor(_) => "two_factor_required",
             SsoError::ExchangeFailed => "exchange_failed",
             SsoError::EmailNotVerified => "email_not_verified",
             SsoError::DomainNotAllowed => "domain_not_allowed",
@@ -110,6 +114,8 @@ pub struct ProviderInput {
     pub enabled: Option<bool>,
     /// Every email this provider gives is verified, said or not.
     pub trust_email: Option<bool>,
+    /// The provider owns the second factor: no Posta code step after it.
+    pub skip_local_2fa: Option<bool>,
 }
 
 fn valid_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
@@ -202,6 +208,9 @@ fn apply(p: &mut OauthProvider, i: ProviderInput, state: &AppState) -> Result<()
     if let Some(t) = i.trust_email {
         p.trust_email = t;
     }
+    if let Some(t) = i.skip_local_2fa {
+        p.skip_local_2fa = t;
+    }
     if p.kind == ProviderKind::Oidc
         && p.issuer.is_none()
         && (p.auth_url.is_none() || p.token_url.is_none() || p.userinfo_url.is_none())
@@ -252,6 +261,7 @@ pub async fn create_provider(
         allowed_domains: Vec::new(),
         enabled: true,
         trust_email: false,
+        skip_local_2fa: false,
         created_at: now,
         updated_at: now,
     };
@@ -798,6 +808,11 @@ async fn finish(
                 return Ok(Err(SsoError::AccountDisabled));
             }
             let how = format!("sso:{}", prov.slug);
+            if u.totp.is_some() && !prov.skip_local_2fa {
+                // Posta's second factor still applies after the provider's sign-in.
+                let token = super::session::issue_pending(tx, u.id, &cl.ip.to_string(), &how, now)?;
+                return Ok(Err(SsoError::SecondFactor(token)));
+            }
             complete_sign_in(&st, tx, u, &cl, now, &how, setup_required).map(Ok)
         })
         .await?
@@ -925,6 +940,7 @@ mod tests {
             allowed_domains: Vec::new(),
             enabled: true,
             trust_email: false,
+            skip_local_2fa: false,
             created_at: 1,
             updated_at: 1,
         };

@@ -90,6 +90,96 @@ pub fn complete_sign_in(
     })
 }
 
+/// How long a first step waits for its second factor.
+pub const PENDING_TTL: i64 = 5 * 60;
+
+/// Inside `tx`: hand out a single-use token completing `user`'s sign-in with its second
+/// factor, from the address `ip`, within [`PENDING_TTL`]. Only its SHA-256 is kept.
+pub fn issue_pending(
+    tx: &WriteTransaction,
+    user: Uuid,
+    ip: &str,
+    method: &str,
+    now: i64,
+) -> Result<String> {
+    let token = keyfmt::generate()?.key;
+    let p = store::pending::Pending {
+        user_id: user,
+        ip: ip.to_owned(),
+        method: method.to_owned(),
+        expires_at: now + PENDING_TTL,
+    };
+    store::pending::prune(tx, now)?;
+    store::pending::put(tx, &crate::auth::crypto::sha256(token.as_bytes()), &p)?;
+    Ok(token)
+}
+
+/// `POST /auth/login {pending_token, two_factor_code}`: the second step of a sign-in whose
+/// first step (a password, an SSO sign-in) succeeded. The token is single use (taken with the
+/// sign-in it completes), bound to the first step's address, and wrong codes count against the
+/// account as at any other proof.
+pub async fn complete_pending(
+    state: &AppState,
+    token: &str,
+    code: &str,
+    client: &ClientInfo,
+) -> Result<SignedIn> {
+    let now = state.now();
+    let hash = crate::auth::crypto::sha256(token.trim().as_bytes());
+    let ip = client.ip.to_string();
+    let found = state.store.read(|tx| {
+        let Some(p) = store::pending::get(tx, &hash)? else {
+            return Ok(None);
+        };
+        let u = store::user::get(tx, p.user_id)?;
+        Ok(u.map(|u| (p, u)))
+    })?;
+    let Some((pending, u)) = found.filter(|(p, _)| p.expires_at > now && p.ip == ip) else {
+        return Err(Error::InvalidCredentials);
+    };
+    let proofs = proof::of(state);
+    let attempt = proofs.reserve(&u.email, client, false, now).await?;
+    let setup_required = false;
+    let (st, cl, code, id) = (state.clone(), client.clone(), code.to_owned(), u.id);
+    let res = state
+        .store
+        .write(move |tx| {
+            // Taken here, with the sign-in: of two requests racing with one token, one wins.
+            if store::pending::get(tx, &hash)?.is_none() {
+                return Ok(Err(false));
+            }
+            let mut u = store::user::get(tx, id)?.ok_or(Error::InvalidCredentials)?;
+            if !u.active {
+                return Ok(Err(false));
+            }
+            if u.totp.is_some() && !mfa::consume_code(&st, &mut u, &code, now)? {
+                return Ok(Err(true));
+            }
+            store::pending::remove(tx, &hash)?;
+            complete_sign_in(&st, tx, u, &cl, now, &pending.method, setup_required).map(Ok)
+        })
+        .await?;
+    match res {
+        Ok(s) => {
+            Proofs::succeeded(attempt);
+            Ok(s)
+        }
+        Err(false) => {
+            Proofs::passed(attempt);
+            Err(Error::InvalidCredentials)
+        }
+        Err(true) => {
+            let reason = "invalid two-factor code";
+            let e = fail(&proofs, attempt, &u.email, Some(id), reason, client, now).await;
+            Err(if matches!(e, Error::InvalidCredentials) {
+                Error::InvalidTwoFactorCode
+            } else {
+                e
+            })
+        }
+    }
+}
+
 /// `POST /auth/login`.
 pub async fn login(
     state: &AppState,
@@ -161,7 +251,12 @@ pub async fn login(
     if u.totp.is_some() && code.is_none_or(|c| c.trim().is_empty()) {
         // The password was right: the slot goes back, the code step takes its own.
         Proofs::passed(attempt);
-        return Err(Error::TwoFactorRequired);
+        let (uid, ip) = (u.id, client.ip.to_string());
+        let pending_token = state
+            .store
+            .write(move |tx| issue_pending(tx, uid, &ip, "password", now))
+            .await?;
+        return Err(Error::TwoFactorRequired { pending_token });
     }
     let setup_required = state.settings().two_factor_required && u.totp.is_none();
     let (st, cl, code) = (state.clone(), client.clone(), code.map(str::to_owned));
@@ -438,13 +533,15 @@ pub async fn logout(state: &AppState, caller: &Caller) -> Result<()> {
         .await
 }
 
-/// Delete expired sessions and abandoned SSO states (background task).
+/// Delete expired sessions, abandoned SSO states and pending sign-ins (background task).
 pub async fn prune(state: &AppState) -> Result<usize> {
     let now = state.now();
     state
         .store
         .write(move |tx| {
-            Ok(store::session::prune_expired(tx, now)? + store::oauth::prune_states(tx, now)?)
+            Ok(store::session::prune_expired(tx, now)?
+                + store::oauth::prune_states(tx, now)?
+                + store::pending::prune(tx, now)?)
         })
         .await
 }

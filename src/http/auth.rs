@@ -20,10 +20,15 @@ use super::view::{Time, UserView};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
-    email: String,
-    password: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     two_factor_code: Option<String>,
+    /// The second step alone: the token a first step answered with, and the code.
+    #[serde(default)]
+    pending_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -111,14 +116,25 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
         SignIn::Login => {
             let b: LoginRequest = req.json().await?;
             let new_device = super::cookie::device(state, req)?;
-            let s = session::login(
-                state,
-                &b.email,
-                &b.password,
-                b.two_factor_code.as_deref(),
-                &req.client,
-            )
-            .await?;
+            let s = match (b.pending_token, b.email, b.password) {
+                // Email and password resent with the code (Posta's dashboards do) still work.
+                (_, Some(email), Some(password)) => {
+                    let code = b.two_factor_code.as_deref();
+                    session::login(state, &email, &password, code, &req.client).await?
+                }
+                (Some(token), None, None) => {
+                    let code = b
+                        .two_factor_code
+                        .filter(|c| !c.trim().is_empty())
+                        .ok_or_else(|| Error::invalid("two_factor_code", "is required"))?;
+                    session::complete_pending(state, &token, &code, &req.client).await?
+                }
+                _ => {
+                    return Err(Error::BadRequest(
+                        "send email and password, or pending_token and two_factor_code".into(),
+                    ));
+                }
+            };
             let mut r = signed_in(state, StatusCode::OK, &s);
             if let Some(c) = new_device {
                 response::set_cookie(&mut r, &c);

@@ -48,6 +48,7 @@ struct ProviderBody {
     allowed_domains: Option<Domains>,
     enabled: Option<bool>,
     trust_email: Option<bool>,
+    skip_local_2fa: Option<bool>,
 }
 
 impl From<ProviderBody> for ProviderInput {
@@ -70,6 +71,7 @@ impl From<ProviderBody> for ProviderInput {
             }),
             enabled: b.enabled,
             trust_email: b.trust_email,
+            skip_local_2fa: b.skip_local_2fa,
         }
     }
 }
@@ -93,6 +95,7 @@ struct ProviderView {
     allowed_domains: Vec<String>,
     enabled: bool,
     trust_email: bool,
+    skip_local_2fa: bool,
     created_at: String,
     updated_at: String,
 }
@@ -115,6 +118,7 @@ impl From<&OauthProvider> for ProviderView {
             allowed_domains: p.allowed_domains.clone(),
             enabled: p.enabled,
             trust_email: p.trust_email,
+            skip_local_2fa: p.skip_local_2fa,
             created_at: crate::clock::rfc3339(p.created_at),
             updated_at: crate::clock::rfc3339(p.updated_at),
         }
@@ -174,6 +178,15 @@ fn callback_response(state: &AppState, result: Result<Finished, SsoError>) -> Re
             StatusCode::OK,
             &json!({"token": s.token, "user": UserView::from(&s.user)}),
         ),
+        (Err(SsoError::SecondFactor(token)), Some(web)) => {
+            // The token rides in the fragment: it never reaches a server's log.
+            response::redirect(&format!(
+                "{web}/login?requires_2fa=true#pending_token={token}"
+            ))
+        }
+        (Err(SsoError::SecondFactor(pending_token)), None) => {
+            response::error(&Error::TwoFactorRequired { pending_token })
+        }
         (Err(e), web) => {
             if let SsoError::Internal(inner) = &e {
                 tracing::error!(error = %crate::logsafe::Untrusted(&inner.to_string()), "sso callback failed");

@@ -139,7 +139,11 @@ pub fn paged<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) 
 pub fn error(e: &Error) -> Resp {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let data = match e {
-        Error::TwoFactorRequired => json!({"requires_2fa": true}),
+        Error::TwoFactorRequired { pending_token } => json!({
+            "requires_2fa": true,
+            "methods": ["totp", "recovery_code"],
+            "pending_token": pending_token,
+        }),
         Error::TwoFactorSetupRequired => json!({"two_factor_setup_required": true}),
         _ => serde_json::Value::Null,
     };
@@ -214,7 +218,10 @@ mod tests {
         );
         let r = error(&Error::RateLimited { retry_after: 42 });
         assert_eq!(r.headers()["retry-after"], "42");
-        let v = body(error(&Error::TwoFactorRequired)).await;
+        let v = body(error(&Error::TwoFactorRequired {
+            pending_token: "t".into(),
+        }))
+        .await;
         assert_eq!(v["data"]["requires_2fa"], true);
         assert_eq!(v["error"]["code"], "TWO_FACTOR_REQUIRED");
         let v = body(ok(StatusCode::OK, &json!({"a": 1}))).await;

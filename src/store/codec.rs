@@ -221,7 +221,7 @@ mod tests {
         },
         "0000010b6578616d706c652e636f6d01070b"
     );
-    fn provider(trust_email: bool) -> OauthProvider {
+    fn provider(v2_flags: bool) -> OauthProvider {
         OauthProvider {
             id: id(4),
             name: "Corp".into(),
@@ -237,7 +237,8 @@ mod tests {
             auto_register: true,
             allowed_domains: vec!["example.com".into()],
             enabled: true,
-            trust_email,
+            trust_email: v2_flags,
+            skip_local_2fa: v2_flags,
             created_at: 1_700_000_000,
             updated_at: 1_700_000_001,
         }
@@ -254,7 +255,7 @@ mod tests {
         encode_provider,
         decode_provider,
         provider(true),
-        "01100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca01"
+        "01100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca0101"
     );
     golden!(
         golden_link_v1,

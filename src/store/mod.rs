@@ -17,6 +17,7 @@ mod db;
 pub mod meta;
 mod migrate;
 pub mod oauth;
+pub mod pending;
 pub mod records;
 pub mod session;
 pub mod tables;

@@ -158,15 +158,16 @@ pub struct SettingsV1 {
 pub enum ProviderRecord {
     /// Since the first release.
     V1(ProviderV1),
-    /// Adds `trust_email`.
+    /// Adds `trust_email` and `skip_local_2fa`.
     V2(ProviderV2),
 }
 
-/// An identity provider with `trust_email`.
+/// An identity provider with `trust_email` and `skip_local_2fa`.
 #[derive(Serialize, Deserialize)]
 pub struct ProviderV2 {
     v1: ProviderV1,
     trust_email: bool,
+    skip_local_2fa: bool,
 }
 
 /// An identity provider as first stored.
@@ -484,7 +485,8 @@ impl ProviderV1 {
         }
     }
 
-    /// Migration to V2: no provider is trusted beyond what its answers say.
+    /// Migration to V2: no provider is trusted beyond what its answers say, and Posta's own
+    /// second factor applies after every provider.
     fn into_value(self) -> OauthProvider {
         OauthProvider {
             id: self.id,
@@ -505,6 +507,7 @@ impl ProviderV1 {
             allowed_domains: self.allowed_domains,
             enabled: self.enabled,
             trust_email: false,
+            skip_local_2fa: false,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -518,6 +521,7 @@ impl Record for ProviderRecord {
         Self::V2(ProviderV2 {
             v1: ProviderV1::new(p),
             trust_email: p.trust_email,
+            skip_local_2fa: p.skip_local_2fa,
         })
     }
     fn into_value(self) -> OauthProvider {
@@ -525,6 +529,7 @@ impl Record for ProviderRecord {
             Self::V1(p) => p.into_value(),
             Self::V2(p) => OauthProvider {
                 trust_email: p.trust_email,
+                skip_local_2fa: p.skip_local_2fa,
                 ..p.v1.into_value()
             },
         }

@@ -49,6 +49,11 @@ pub const DEVICES: TableDefinition<'_, (u128, [u8; 32]), i64> = TableDefinition:
 /// brute-force ceiling, so that a restart does not reset them.
 pub const LOCKOUTS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("lockouts_v1");
 
+/// `SHA-256(pending_token) → (user id, first step's address, method, expires at)`: sign-ins
+/// waiting for their second factor (5 minutes, single use).
+pub const PENDING_SIGN_INS: TableDefinition<'_, [u8; 32], (u128, &str, &str, i64)> =
+    TableDefinition::new("pending_sign_ins_v1");
+
 /// Calls `$m!($($arg,)* TABLE, TABLE, …)` with every table above: the one list that backup,
 /// restore and the completeness check derive from, so that a table added here is copied
 /// without a second list to keep.
@@ -56,7 +61,8 @@ macro_rules! with_every_table {
     ($m:ident!($($arg:expr),*)) => {
         $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
             API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
-            OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS)
+            OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS,
+            PENDING_SIGN_INS)
     };
 }
 pub(crate) use with_every_table;

@@ -315,3 +315,72 @@ async fn a_session_cannot_brute_force_the_code_that_disables_2fa() {
         .await;
     assert_eq!(st, 200, "{v}");
 }
+
+/// The second step by its handle: the first step's `TWO_FACTOR_REQUIRED` carries a
+/// `pending_token`; with a code it completes the sign-in once, within 5 minutes; a wrong code
+/// is counted as any proof is; the old way (email and password again with the code) still
+/// works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_second_step_completes_with_a_pending_token() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Pat", "pat@example.com").await;
+    let (secret, _) = enrol(&s, &t).await;
+    let first = || {
+        s.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "pat@example.com", "password": PASSWORD}),
+        )
+    };
+    let (st, v) = first().await;
+    assert_eq!(st, 401);
+    assert_eq!(err_code(&v), "TWO_FACTOR_REQUIRED");
+    assert_eq!(v["data"]["methods"], json!(["totp", "recovery_code"]));
+    let token = v["data"]["pending_token"].as_str().unwrap().to_owned();
+    let second = |token: &str, code: String| {
+        s.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"pending_token": token, "two_factor_code": code}),
+        )
+    };
+    let (st, v) = second(&token, "000000".into()).await;
+    assert_eq!(st, 401, "{v}");
+    s.clock.advance(30);
+    let (st, v) = second(&token, totp(&secret, s.clock_now())).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["data"]["token"].is_string());
+    s.clock.advance(30);
+    let (st, _) = second(&token, totp(&secret, s.clock_now())).await;
+    assert_eq!(st, 401, "single use");
+    // Expired after 5 minutes.
+    let (_, v) = first().await;
+    let token = v["data"]["pending_token"].as_str().unwrap().to_owned();
+    s.clock.advance(301);
+    let (st, _) = second(&token, totp(&secret, s.clock_now())).await;
+    assert_eq!(st, 401, "expired");
+    // Neither a token nor credentials: a clear 400.
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"two_factor_code": "123456"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    // Counted like any wrong code.
+    let (_, v) = s
+        .get(
+            "/api/v1/admin/events?type=login.failure",
+            Some(&s.admin().await),
+        )
+        .await;
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["detail"] == "invalid two-factor code"),
+        "{v}"
+    );
+}

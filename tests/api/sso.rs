@@ -702,3 +702,49 @@ async fn the_owner_links_a_provider_while_signed_in() {
     let stop = b.walk(&url, "bob", &e.callback).await;
     assert_eq!(error_from(&stop, &e.s.url), "invalid_state");
 }
+
+/// An account with Posta 2FA gets Posta's code step after the identity provider (before: the
+/// provider's sign-in skipped it), completed with the pending token; an admin may mark a
+/// provider `skip_local_2fa` when it owns the second factor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_keeps_the_local_second_factor() {
+    let e = setup().await;
+    let p = e.provider(json!({"auto_register": true})).await;
+    let token = token_from(&e.sso("zoe").await, &e.s.url);
+    let (secret, _) = crate::mfa::enrol(&e.s, &token).await;
+    let stop = e.sso("zoe").await;
+    let loc = stop.location.clone().unwrap();
+    let prefix = format!("{}/login?requires_2fa=true#pending_token=", e.s.url);
+    assert!(loc.starts_with(&prefix), "{loc}");
+    assert!(
+        !stop
+            .set_cookies
+            .iter()
+            .any(|c| c.starts_with("posta_session=")),
+        "no session before the code"
+    );
+    let pending = &loc[prefix.len()..];
+    use crate::mfa::Now;
+    e.s.clock.advance(30);
+    let (st, v) =
+        e.s.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"pending_token": pending, "two_factor_code": totp(&secret, e.s.clock_now())}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["user"]["email"], "zoe@example.com");
+    let (st, _) =
+        e.s.put(
+            &format!(
+                "/api/v1/admin/oauth/providers/{}",
+                p["id"].as_str().unwrap()
+            ),
+            Some(&e.admin),
+            json!({"skip_local_2fa": true}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    token_from(&e.sso("zoe").await, &e.s.url);
+}
