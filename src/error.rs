@@ -32,6 +32,10 @@ pub enum Error {
         /// Single use, 5 minutes, from the same address.
         pending_token: String,
     },
+    /// A sensitive change needs a recent proof of identity; the message says what to do and
+    /// a dashboard shows it as it is.
+    #[error("{0}")]
+    ReauthRequired(String),
     /// The TOTP or recovery code was wrong or already used.
     #[error("invalid two-factor code")]
     InvalidTwoFactorCode,
@@ -89,6 +93,7 @@ pub enum ErrorCode {
     TwoFactorRequired,
     Forbidden,
     TwoFactorSetupRequired,
+    ReauthRequired,
     NotFound,
     MethodNotAllowed,
     Conflict,
@@ -110,6 +115,7 @@ impl ErrorCode {
             ErrorCode::TwoFactorRequired => "TWO_FACTOR_REQUIRED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::TwoFactorSetupRequired => "TWO_FACTOR_SETUP_REQUIRED",
+            ErrorCode::ReauthRequired => "REAUTH_REQUIRED",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ErrorCode::Conflict => "CONFLICT",
@@ -133,7 +139,7 @@ impl Error {
             | Error::InvalidCredentials
             | Error::TwoFactorRequired { .. }
             | Error::InvalidTwoFactorCode => 401,
-            Error::Forbidden(_) | Error::TwoFactorSetupRequired => 403,
+            Error::Forbidden(_) | Error::TwoFactorSetupRequired | Error::ReauthRequired(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed => 405,
             Error::Conflict(_) => 409,
@@ -157,6 +163,7 @@ impl Error {
             Error::TwoFactorRequired { .. } => ErrorCode::TwoFactorRequired,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::TwoFactorSetupRequired => ErrorCode::TwoFactorSetupRequired,
+            Error::ReauthRequired(_) => ErrorCode::ReauthRequired,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::MethodNotAllowed => ErrorCode::MethodNotAllowed,
             Error::Conflict(_) => ErrorCode::Conflict,

@@ -153,6 +153,10 @@ pub struct Session {
     pub created_at: i64,
     /// Equal to the JWT's `exp`.
     pub expires_at: i64,
+    /// The last proof of identity in this session: its sign-in (with its second factor, or
+    /// through SSO), or a later password or code (`/users/me/reauth`, or given with a
+    /// sensitive change). Sensitive changes need it within `reauth_window_minutes`.
+    pub proved_at: i64,
 }
 
 /// A programmatic credential.
@@ -216,6 +220,8 @@ pub struct Settings {
     pub login_rate_limit_count: u32,
     /// Window length.
     pub login_rate_limit_window_minutes: u32,
+    /// How recent a session's last proof of identity must be for a sensitive change.
+    pub reauth_window_minutes: u32,
 }
 
 impl Default for Settings {
@@ -226,6 +232,7 @@ impl Default for Settings {
             two_factor_required: false,
             login_rate_limit_count: 10,
             login_rate_limit_window_minutes: 15,
+            reauth_window_minutes: 10,
         }
     }
 }

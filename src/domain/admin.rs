@@ -285,6 +285,11 @@ pub fn settings_view(s: &Settings) -> Vec<SettingView> {
             value: s.login_rate_limit_window_minutes.to_string(),
             kind: "int",
         },
+        SettingView {
+            key: "reauth_window_minutes",
+            value: s.reauth_window_minutes.to_string(),
+            kind: "int",
+        },
     ]
 }
 
@@ -331,6 +336,7 @@ fn apply_settings(s: &mut Settings, updates: &[(String, Value, Option<String>)])
             "login_rate_limit_window_minutes" => {
                 s.login_rate_limit_window_minutes = as_int(key, v, 1, 10_080)?;
             }
+            "reauth_window_minutes" => s.reauth_window_minutes = as_int(key, v, 1, 1_440)?,
             "allowed_signup_domains" => {
                 let Value::String(text) = v else {
                     return Err(Error::BadRequest(format!(

@@ -46,12 +46,15 @@ pub async fn create(
     state: &AppState,
     caller: &Caller,
     input: NewKeyInput,
+    given: Option<super::reauth::Given<'_>>,
     client: &ClientInfo,
 ) -> Result<Minted> {
     let name = input.name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(Error::invalid("name", "is required (1-100 characters)"));
     }
+    // A key outlives a password change: minting one needs a recent proof of identity.
+    super::reauth::require_recent(state, caller, given, client, "create an API key").await?;
     let scopes = input.scopes.unwrap_or_else(|| vec!["send".into()]);
     if scopes.is_empty() {
         return Err(Error::invalid("scopes", "must not be empty"));

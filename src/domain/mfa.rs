@@ -4,10 +4,11 @@ use uuid::Uuid;
 
 use crate::auth::totp;
 use crate::error::{Error, Result};
-use crate::model::{Totp, User};
+use crate::model::Totp;
 use crate::state::AppState;
 use crate::store;
 
+use super::factor::{aad, recovery_hash};
 use super::proof::{self, Proofs};
 use super::{Caller, ClientInfo, audit};
 
@@ -25,17 +26,27 @@ pub struct Enrolment {
     pub qr_code: String,
 }
 
-fn aad(user: Uuid) -> Vec<u8> {
-    format!("totp:{user}").into_bytes()
-}
-
 /// `POST /users/me/2fa/setup`: a fresh pending secret (replacing any earlier pending one).
-pub async fn setup(state: &AppState, caller: &Caller) -> Result<Enrolment> {
+pub async fn setup(
+    state: &AppState,
+    caller: &Caller,
+    given: Option<super::reauth::Given<'_>>,
+    client: &ClientInfo,
+) -> Result<Enrolment> {
     if caller.user.totp.is_some() {
         return Err(Error::Conflict(
             "two-factor authentication is already enabled".into(),
         ));
     }
+    // A thief's own authenticator would lock the owner out: enrolling needs a recent proof.
+    super::reauth::require_recent(
+        state,
+        caller,
+        given,
+        client,
+        "set up two-factor authentication",
+    )
+    .await?;
     let secret = totp::generate_secret()?;
     let uid = caller.user.id;
     let sealed = state.sealer.seal(&secret, &aad(uid))?;
@@ -55,15 +66,6 @@ pub async fn setup(state: &AppState, caller: &Caller) -> Result<Enrolment> {
         qr_code: totp::qr_svg_data_uri(&url)?,
         url,
     })
-}
-
-fn recovery_hash(state: &AppState, user: Uuid, code: &str) -> Result<[u8; 32]> {
-    let norm: String = code
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    state.sealer.keyed_hash(format!("{user}:{norm}").as_bytes())
 }
 
 fn new_recovery_code() -> Result<String> {
@@ -126,26 +128,6 @@ pub async fn verify(
     Ok(codes)
 }
 
-/// Check a TOTP or recovery code for `u` and consume it (advance the step or burn the
-/// recovery code). The caller persists `u` in the same transaction.
-pub fn consume_code(state: &AppState, u: &mut User, code: &str, now: i64) -> Result<bool> {
-    let uid = u.id;
-    let Some(t) = u.totp.as_mut() else {
-        return Ok(false);
-    };
-    let secret = state.sealer.open(&t.secret_sealed, &aad(uid))?;
-    if let Some(step) = totp::verify(&secret, code, now, t.last_step) {
-        t.last_step = step;
-        return Ok(true);
-    }
-    let h = recovery_hash(state, uid, code)?;
-    let before = t.recovery_hashes.len();
-    // SECURITY: compare every stored hash in constant time, no early exit.
-    t.recovery_hashes
-        .retain(|x| !bool::from(subtle::ConstantTimeEq::ct_eq(x.as_slice(), h.as_slice())));
-    Ok(t.recovery_hashes.len() < before)
-}
-
 /// `POST /users/me/2fa/disable` with a TOTP or recovery code.
 pub async fn disable(
     state: &AppState,
@@ -173,7 +155,7 @@ pub async fn disable(
                     "two-factor authentication is not enabled".into(),
                 ));
             }
-            if !consume_code(&st, &mut u, &code, now)? {
+            if !super::factor::consume_code(&st, &mut u, &code, now)? {
                 return Ok(false);
             }
             u.totp = None;

@@ -5,9 +5,11 @@ pub mod admin;
 pub mod api_key;
 pub mod audit;
 pub mod export;
+pub mod factor;
 pub mod mfa;
 pub mod oidc;
 pub mod proof;
+pub mod reauth;
 pub mod session;
 pub mod user;
 

@@ -438,6 +438,7 @@ pub async fn start_link(
     let session = caller
         .session_id()
         .ok_or_else(|| Error::Forbidden("sign in to link an identity provider".into()))?;
+    super::reauth::require_recent(state, caller, None, client, "link an identity provider").await?;
     start(state, slug, client, Some((caller.user.id, session))).await
 }
 

@@ -13,7 +13,7 @@ use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
 use super::proof::{self, Proofs};
-use super::{AuthKind, Caller, ClientInfo, audit, mfa, user};
+use super::{AuthKind, Caller, ClientInfo, audit, user};
 use crate::auth::credential_cache::{Grant, VerificationId, Verified};
 use crate::auth::throttle::Attempt;
 
@@ -46,6 +46,7 @@ pub fn open_session(
         user_agent: client.user_agent.clone(),
         created_at: now,
         expires_at: now + ttl,
+        proved_at: now,
     };
     store::session::insert(tx, &s)?;
     let claims = Claims {
@@ -152,7 +153,7 @@ pub async fn complete_pending(
             if !u.active {
                 return Ok(Err(false));
             }
-            if u.totp.is_some() && !mfa::consume_code(&st, &mut u, &code, now)? {
+            if u.totp.is_some() && !super::factor::consume_code(&st, &mut u, &code, now)? {
                 return Ok(Err(true));
             }
             store::pending::remove(tx, &hash)?;
@@ -267,7 +268,7 @@ pub async fn login(
             let mut u = store::user::get(tx, id)?.ok_or(Error::InvalidCredentials)?;
             if let Some(code) = &code
                 && u.totp.is_some()
-                && !mfa::consume_code(&st, &mut u, code, now)?
+                && !super::factor::consume_code(&st, &mut u, code, now)?
             {
                 return Ok(Err(()));
             }

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{AuthKind, Caller, mfa, session, user};
+use crate::domain::{AuthKind, Caller, mfa, reauth, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -37,7 +37,36 @@ struct Code {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct Reauth {
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+/// A proof of identity a sensitive request may carry (see `domain::reauth`).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProofFields {
+    #[serde(default)]
+    current_password: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
+}
+
+impl ProofFields {
+    fn given(&self) -> Option<reauth::Given<'_>> {
+        reauth::Given::from_fields(self.current_password.as_deref(), self.code.as_deref())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CreateApiKey {
+    #[serde(default)]
+    current_password: Option<String>,
+    #[serde(default)]
+    code: Option<String>,
     name: String,
     #[serde(default)]
     allowed_ips: Option<Vec<String>>,
@@ -104,8 +133,16 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
                 &json!({"message": "password changed", "revoked_sessions": n}),
             ))
         }
+        Account::Reauth => {
+            let b: Reauth = req.json().await?;
+            let given = reauth::Given::from_fields(b.password.as_deref(), b.code.as_deref())
+                .ok_or_else(|| Error::invalid("password", "give the password or a code"))?;
+            reauth::prove(state, c, given, &client).await?;
+            Ok(message("identity confirmed"))
+        }
         Account::MfaSetup => {
-            let e = mfa::setup(state, c).await?;
+            let b: ProofFields = req.json_or_default().await?;
+            let e = mfa::setup(state, c, b.given(), &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"secret": e.secret, "url": e.url, "qr_code": e.qr_code}),
@@ -156,7 +193,9 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
                 expires_in_days: b.expires_in_days,
                 scopes: b.scopes,
             };
-            let m = api_key::create(state, c, input, &client).await?;
+            let given =
+                reauth::Given::from_fields(b.current_password.as_deref(), b.code.as_deref());
+            let m = api_key::create(state, c, input, given, &client).await?;
             let k = &m.record;
             Ok(response::ok(
                 StatusCode::CREATED,

@@ -86,6 +86,21 @@ impl Req {
         serde_json::from_slice(&b).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
     }
 
+    /// A JSON body that may be absent (no body, or an empty one): `T::default()` then.
+    pub async fn json_or_default<T: DeserializeOwned + Default>(&mut self) -> Result<T> {
+        let has_body = self
+            .parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0")
+            || self.parts.headers.contains_key(header::TRANSFER_ENCODING);
+        if has_body {
+            self.json().await
+        } else {
+            Ok(T::default())
+        }
+    }
+
     /// A query parameter (form-decoded: `%xx` and `+`).
     #[must_use]
     pub fn query(&self, name: &str) -> Option<String> {

@@ -95,6 +95,7 @@ pub enum Account {
     Logout,
     CreateApiKey,
     ListApiKeys,
+    Reauth,
     RevokeApiKey(Uuid),
     DeleteApiKey(Uuid),
 }
@@ -202,6 +203,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/users/me/2fa/setup", "Start TOTP enrolment", |_| Ok(Endpoint::Account(Account::MfaSetup))),
     spec!(POST "/api/v1/users/me/2fa/verify", "Enable TOTP; returns recovery codes", |_| Ok(Endpoint::Account(Account::MfaVerify))),
     spec!(POST "/api/v1/users/me/2fa/disable", "Disable TOTP with a code", |_| Ok(Endpoint::Account(Account::MfaDisable))),
+    spec!(POST "/api/v1/users/me/reauth", "Prove identity again (password or code) for sensitive changes", |_| Ok(Endpoint::Account(Account::Reauth))),
     spec!(GET "/api/v1/users/me/sessions", "Active sessions", |_| Ok(Endpoint::Account(Account::ListSessions))),
     spec!(POST "/api/v1/users/me/sessions/revoke-others", "End every other session", |_| Ok(Endpoint::Account(Account::RevokeOtherSessions))),
     spec!(POST "/api/v1/users/me/sessions/logout", "End this session", |_| Ok(Endpoint::Account(Account::Logout))),
@@ -367,6 +369,7 @@ impl Endpoint {
                 Account::Logout => "logout",
                 Account::CreateApiKey => "create_api_key",
                 Account::ListApiKeys => "list_api_keys",
+                Account::Reauth => "reauth",
                 Account::RevokeApiKey(_) => "revoke_api_key",
                 Account::DeleteApiKey(_) => "delete_api_key",
             },

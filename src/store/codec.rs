@@ -159,19 +159,31 @@ mod tests {
         "01100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b246172676f6e32696424780101fc00e2a7cafc02e2a7ca0001020909070101010101010101010101010101010101010101010101010101010101010101010001fce8e5a7ca04"
     );
 
-    golden!(
-        golden_session_v1,
-        encode_session,
-        decode_session,
+    fn session(proved_at: i64) -> Session {
         Session {
             id: id(1),
             user_id: id(2),
             ip: "192.0.2.7".into(),
             user_agent: "Firefox".into(),
             created_at: 1_700_000_000,
-            expires_at: 1_700_086_400
-        },
-        "0010000000000000000000000000000000011000000000000000000000000000000002093139322e302e322e370746697265666f78fc00e2a7cafc0085aaca"
+            expires_at: 1_700_086_400,
+            proved_at,
+        }
+    }
+
+    /// A V1 session still decodes: its last proof is its sign-in.
+    #[test]
+    fn golden_session_v1_decode_migrated() {
+        let v1 = "0010000000000000000000000000000000011000000000000000000000000000000002093139322e302e322e370746697265666f78fc00e2a7cafc0085aaca";
+        assert_eq!(decode_session(&unhex(v1)).unwrap(), session(1_700_000_000));
+    }
+
+    golden!(
+        golden_session_v2,
+        encode_session,
+        decode_session,
+        session(1_700_000_900),
+        "0110000000000000000000000000000000011000000000000000000000000000000002093139322e302e322e370746697265666f78fc00e2a7cafc0085aacafc08e9a7ca"
     );
     golden!(
         golden_api_key_v1,
@@ -208,18 +220,32 @@ mod tests {
         },
         "002afc00e2a7ca0c6c6f67696e2e6661696c656401100000000000000000000000000000000200010f616461406578616d706c652e636f6d01093139322e302e322e370e77726f6e672070617373776f7264"
     );
-    golden!(
-        golden_settings_v1,
-        encode_settings,
-        decode_settings,
+    fn settings(reauth_window_minutes: u32) -> Settings {
         Settings {
             registration_enabled: false,
             allowed_signup_domains: vec!["example.com".into()],
             two_factor_required: true,
             login_rate_limit_count: 7,
-            login_rate_limit_window_minutes: 11
-        },
-        "0000010b6578616d706c652e636f6d01070b"
+            login_rate_limit_window_minutes: 11,
+            reauth_window_minutes,
+        }
+    }
+
+    /// V1 settings still decode, with the default re-authentication window.
+    #[test]
+    fn golden_settings_v1_decode_migrated() {
+        assert_eq!(
+            decode_settings(&unhex("0000010b6578616d706c652e636f6d01070b")).unwrap(),
+            settings(10)
+        );
+    }
+
+    golden!(
+        golden_settings_v2,
+        encode_settings,
+        decode_settings,
+        settings(5),
+        "0100010b6578616d706c652e636f6d01070b05"
     );
     fn provider(v2_flags: bool) -> OauthProvider {
         OauthProvider {

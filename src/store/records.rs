@@ -80,6 +80,15 @@ struct TotpV1 {
 pub enum SessionRecord {
     /// Since the first release.
     V1(SessionV1),
+    /// Adds the time of the session's last proof of identity.
+    V2(SessionV2),
+}
+
+/// A session with its last proof.
+#[derive(Serialize, Deserialize)]
+pub struct SessionV2 {
+    v1: SessionV1,
+    proved_at: i64,
 }
 
 /// A session as first stored.
@@ -141,6 +150,15 @@ pub struct EventV1 {
 pub enum SettingsRecord {
     /// Since the first release.
     V1(SettingsV1),
+    /// Adds `reauth_window_minutes`.
+    V2(SettingsV2),
+}
+
+/// Settings with the re-authentication window.
+#[derive(Serialize, Deserialize)]
+pub struct SettingsV2 {
+    v1: SettingsV1,
+    reauth_window_minutes: u32,
 }
 
 /// Settings as first stored.
@@ -348,17 +366,27 @@ impl Record for SessionRecord {
     type Value = Session;
     const NAME: &'static str = "session";
     fn new(s: &Session) -> Self {
-        Self::V1(SessionV1 {
-            id: s.id,
-            user_id: s.user_id,
-            ip: s.ip.clone(),
-            user_agent: s.user_agent.clone(),
-            created_at: s.created_at,
-            expires_at: s.expires_at,
+        Self::V2(SessionV2 {
+            v1: SessionV1 {
+                id: s.id,
+                user_id: s.user_id,
+                ip: s.ip.clone(),
+                user_agent: s.user_agent.clone(),
+                created_at: s.created_at,
+                expires_at: s.expires_at,
+            },
+            proved_at: s.proved_at,
         })
     }
     fn into_value(self) -> Session {
-        let Self::V1(s) = self;
+        // Migration: a V1 session's last proof is its sign-in.
+        let (s, proved_at) = match self {
+            Self::V1(s) => {
+                let at = s.created_at;
+                (s, at)
+            }
+            Self::V2(s) => (s.v1, s.proved_at),
+        };
         Session {
             id: s.id,
             user_id: s.user_id,
@@ -366,6 +394,7 @@ impl Record for SessionRecord {
             user_agent: s.user_agent,
             created_at: s.created_at,
             expires_at: s.expires_at,
+            proved_at,
         }
     }
 }
@@ -440,22 +469,30 @@ impl Record for SettingsRecord {
     type Value = Settings;
     const NAME: &'static str = "settings";
     fn new(s: &Settings) -> Self {
-        Self::V1(SettingsV1 {
-            registration_enabled: s.registration_enabled,
-            allowed_signup_domains: s.allowed_signup_domains.clone(),
-            two_factor_required: s.two_factor_required,
-            login_rate_limit_count: s.login_rate_limit_count,
-            login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+        Self::V2(SettingsV2 {
+            v1: SettingsV1 {
+                registration_enabled: s.registration_enabled,
+                allowed_signup_domains: s.allowed_signup_domains.clone(),
+                two_factor_required: s.two_factor_required,
+                login_rate_limit_count: s.login_rate_limit_count,
+                login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+            },
+            reauth_window_minutes: s.reauth_window_minutes,
         })
     }
     fn into_value(self) -> Settings {
-        let Self::V1(s) = self;
+        // Migration: V1 settings get the default window.
+        let (s, window) = match self {
+            Self::V1(s) => (s, Settings::default().reauth_window_minutes),
+            Self::V2(s) => (s.v1, s.reauth_window_minutes),
+        };
         Settings {
             registration_enabled: s.registration_enabled,
             allowed_signup_domains: s.allowed_signup_domains,
             two_factor_required: s.two_factor_required,
             login_rate_limit_count: s.login_rate_limit_count,
             login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+            reauth_window_minutes: window,
         }
     }
 }

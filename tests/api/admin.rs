@@ -166,8 +166,9 @@ async fn settings_types_and_live_effect() {
     let (st, v) = s.get("/api/v1/admin/settings", Some(&admin)).await;
     assert_eq!(st, 200);
     let list = v["data"].as_array().unwrap();
-    assert_eq!(list.len(), 5);
+    assert_eq!(list.len(), 6);
     assert!(list.contains(&json!({"key": "login_rate_limit_count", "value": "10", "type": "int"})));
+    assert!(list.contains(&json!({"key": "reauth_window_minutes", "value": "10", "type": "int"})));
     for bad in [
         json!({"settings": [{"key": "nope", "value": "1"}]}),
         json!({"settings": [{"key": "registration_enabled", "value": "maybe"}]}),

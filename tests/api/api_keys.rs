@@ -425,3 +425,72 @@ async fn cached_answers_follow_account_changes() {
         );
     }
 }
+
+/// A stolen session cannot make its access outlive the owner: 10 minutes after the sign-in,
+/// minting an API key or enrolling 2FA (a thief's authenticator would lock the owner out)
+/// needs a fresh proof: 403 `REAUTH_REQUIRED` with a message to show, passed with the
+/// current password in the request or after `POST /users/me/reauth`; a wrong one is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_changes_need_a_recent_proof() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Rae", "rae@example.com").await;
+    // Fresh from sign-in: allowed.
+    let (st, _) = s
+        .post("/api/v1/users/me/api-keys", Some(&t), json!({"name": "k1"}))
+        .await;
+    assert_eq!(st, 201);
+    s.clock.advance(11 * 60);
+    let (st, v) = s
+        .post("/api/v1/users/me/api-keys", Some(&t), json!({"name": "k2"}))
+        .await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(err_code(&v), "REAUTH_REQUIRED");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("sign in again to create an API key")
+    );
+    let (st, v) = s
+        .req(Method::POST, "/api/v1/users/me/2fa/setup", Some(&t), None)
+        .await;
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(err_code(&v), "REAUTH_REQUIRED");
+    // A wrong password with the request: refused and counted.
+    let (st, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "k2", "current_password": "not-my-password-at-all"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+    // The right one with the request.
+    let (st, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "k2", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    // Or once, for the window: then 2FA enrolment goes through without a body.
+    s.clock.advance(11 * 60);
+    let (st, _) = s
+        .post(
+            "/api/v1/users/me/reauth",
+            Some(&t),
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, v) = s
+        .req(Method::POST, "/api/v1/users/me/2fa/setup", Some(&t), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let admin = s.admin().await;
+    let (_, ev) = s
+        .get("/api/v1/admin/events?type=reauth.failure", Some(&admin))
+        .await;
+    assert_eq!(ev["data"].as_array().unwrap().len(), 1, "{ev}");
+}
