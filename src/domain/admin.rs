@@ -228,18 +228,24 @@ pub async fn revoke_sessions(
     state: &AppState,
     actor: &Caller,
     id: Uuid,
+    revoke_api_keys: bool,
     client: &ClientInfo,
-) -> Result<usize> {
+) -> Result<(usize, usize)> {
     let (st, cl, now, aid) = (state.clone(), client.clone(), state.now(), actor.user.id);
     state
         .store
         .write(move |tx| {
             store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
             let n = store::session::remove_all_of(tx, id, None)?;
+            let keys = if revoke_api_keys {
+                store::api_key::revoke_all_of(tx, id, now)?
+            } else {
+                0
+            };
             let mut ev = audit::event("sessions.revoked", Some(aid), Some(id), Some(&cl));
-            ev.detail = format!("{n} sessions");
+            ev.detail = format!("{n} sessions, {keys} API keys");
             ev.record(&st, tx, now)?;
-            Ok(n)
+            Ok((n, keys))
         })
         .await
 }

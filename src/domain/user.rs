@@ -193,8 +193,9 @@ pub async fn change_password(
     caller: &Caller,
     current: &str,
     new: &str,
+    revoke_api_keys: bool,
     client: &ClientInfo,
-) -> Result<usize> {
+) -> Result<(usize, usize)> {
     if current.len() > password::MAX_PASSWORD_BYTES {
         return Err(Error::invalid("current_password", "is incorrect"));
     }
@@ -238,9 +239,16 @@ pub async fn change_password(
         .store
         .write(move |tx| {
             let (_, n) = set_password(tx, id, &hash, keep, now)?;
-            audit::event("password.changed", Some(id), Some(id), Some(&client))
-                .record(&st, tx, now)?;
-            Ok(n)
+            // Keys a thief minted with the session outlive the password unless revoked too.
+            let keys = if revoke_api_keys {
+                store::api_key::revoke_all_of(tx, id, now)?
+            } else {
+                0
+            };
+            let mut ev = audit::event("password.changed", Some(id), Some(id), Some(&client));
+            ev.detail = format!("{n} other sessions ended, {keys} API keys revoked");
+            ev.record(&st, tx, now)?;
+            Ok((n, keys))
         })
         .await
 }

@@ -27,6 +27,8 @@ struct UpdateMe {
 struct ChangePassword {
     current_password: String,
     new_password: String,
+    #[serde(default)]
+    revoke_api_keys: bool,
 }
 
 #[derive(Deserialize)]
@@ -126,11 +128,18 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
         }
         Account::ChangePassword => {
             let b: ChangePassword = req.json().await?;
-            let n = user::change_password(state, c, &b.current_password, &b.new_password, &client)
-                .await?;
+            let (n, keys) = user::change_password(
+                state,
+                c,
+                &b.current_password,
+                &b.new_password,
+                b.revoke_api_keys,
+                &client,
+            )
+            .await?;
             Ok(response::ok(
                 StatusCode::OK,
-                &json!({"message": "password changed", "revoked_sessions": n}),
+                &json!({"message": "password changed", "revoked_sessions": n, "revoked_api_keys": keys}),
             ))
         }
         Account::Reauth => {

@@ -27,6 +27,13 @@ struct CreateUser {
     email_verified: Option<bool>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeSessions {
+    #[serde(default)]
+    revoke_api_keys: bool,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateUser {
@@ -104,10 +111,12 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             ))
         }
         Admin::RevokeSessions(id) => {
-            let n = admin::revoke_sessions(state, c, id, &client).await?;
+            let b: RevokeSessions = req.json_or_default().await?;
+            let (n, keys) =
+                admin::revoke_sessions(state, c, id, b.revoke_api_keys, &client).await?;
             Ok(response::ok(
                 StatusCode::OK,
-                &json!({"message": "sessions revoked", "revoked": n}),
+                &json!({"message": "sessions revoked", "revoked": n, "revoked_api_keys": keys}),
             ))
         }
         Admin::ListApiKeys => {

@@ -51,6 +51,19 @@ pub fn remove(tx: &WriteTransaction, k: &ApiKey) -> Result<()> {
     Ok(())
 }
 
+/// Revoke every key of `user_id` not yet revoked; how many.
+pub fn revoke_all_of(tx: &WriteTransaction, user_id: Uuid, now: i64) -> Result<usize> {
+    let mut n = 0;
+    for mut k in list_of(tx, user_id)? {
+        if k.revoked_at.is_none() {
+            k.revoked_at = Some(now);
+            put(tx, &k)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Keys of one user, oldest id first.
 pub fn list_of(tx: &impl Tx, user_id: Uuid) -> Result<Vec<ApiKey>> {
     let Some(t) = tx.table(USER_API_KEYS)? else {

@@ -494,3 +494,48 @@ async fn sensitive_changes_need_a_recent_proof() {
         .await;
     assert_eq!(ev["data"].as_array().unwrap().len(), 1, "{ev}");
 }
+
+/// The owner who changes a password after a theft can revoke the keys the thief minted with
+/// the stolen session (`revoke_api_keys`), and so can an admin revoking the user's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_change_or_an_admin_can_revoke_every_key() {
+    let s = TestServer::start().await;
+    let (t, uid) = s.register("Ugo", "ugo@example.com").await;
+    let (thief_key, _) = s.api_key(&t, json!({"name": "minted-by-a-thief"})).await;
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&thief_key)).await.0, 200);
+    // By default a password change leaves keys alone (they are the owner's integrations).
+    let (st, v) = s
+        .put(
+            "/api/v1/users/me/password",
+            Some(&t),
+            json!({"current_password": PASSWORD, "new_password": "quartz-lantern-93-fjord"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["revoked_api_keys"], 0);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&thief_key)).await.0, 200);
+    let (st, v) = s
+        .put(
+            "/api/v1/users/me/password",
+            Some(&t),
+            json!({"current_password": "quartz-lantern-93-fjord", "new_password": "amber-cobalt-meadow-38", "revoke_api_keys": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["revoked_api_keys"], 1);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&thief_key)).await.0, 401);
+    // The admin's way.
+    let (key2, _) = s.api_key(&t, json!({"name": "second"})).await;
+    let admin = s.admin().await;
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/admin/users/{uid}/revoke-sessions"),
+            Some(&admin),
+            json!({"revoke_api_keys": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["revoked_api_keys"], 1);
+    assert_eq!(s.get("/api/v1/auth/verify", Some(&key2)).await.0, 401);
+    assert_eq!(s.get("/api/v1/users/me", Some(&t)).await.0, 401);
+}
