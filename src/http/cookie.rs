@@ -1,10 +1,17 @@
 //! The dashboard's session cookie and its CSRF rules.
 //!
-//! The cookie carries the same JWT as the `Authorization` header. Because browsers attach it
-//! on their own, a cookie-authenticated request must also prove it comes from our pages: it
-//! must carry `X-Requested-With` (a custom header a cross-site form cannot send, and which a
-//! cross-site script can send only after a CORS preflight we refuse) and, when present, an
-//! `Origin` equal to this server's.
+//! The cookie carries the same JWT as the `Authorization` header. Under HTTPS it is
+//! `__Host-posta_session` (Secure, Path=/, no Domain: no sibling host can plant or scope one);
+//! over plain HTTP, where browsers refuse that prefix, `posta_session`. Several session
+//! cookies in one request are refused (401) rather than one picked.
+//!
+//! Because browsers attach the cookie on their own, a cookie-authenticated request must show
+//! it comes from this server's pages: an `Origin` that is this server's own (scheme, host and
+//! port compared) or a configured one; else the browser's `Sec-Fetch-Site: same-origin` (or
+//! `none`, a navigation); a foreign `Origin`, or `Sec-Fetch-Site: same-site`/`cross-site`, is
+//! refused. A request with neither header (not a current browser) is served for safe methods,
+//! and for unsafe ones only with `X-Requested-With`, a custom header a cross-site form cannot
+//! send.
 
 use http::header;
 
@@ -13,8 +20,20 @@ use crate::state::AppState;
 
 use super::request::Req;
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP.
 pub const SESSION: &str = "posta_session";
+/// Name of the session cookie under HTTPS.
+pub const SESSION_HOST: &str = "__Host-posta_session";
+
+/// The session cookie's name on this server.
+#[must_use]
+pub fn session_name(state: &AppState) -> &'static str {
+    if secure(state).is_empty() {
+        SESSION
+    } else {
+        SESSION_HOST
+    }
+}
 
 fn secure(state: &AppState) -> &'static str {
     let https = state.cfg.tls_cert.is_some()
@@ -32,7 +51,8 @@ fn secure(state: &AppState) -> &'static str {
 pub fn session(state: &AppState, token: &str, max_age: i64, lax: bool) -> String {
     let site = if lax { "Lax" } else { "Strict" };
     format!(
-        "{SESSION}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={site}{}",
+        "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={site}{}",
+        session_name(state),
         secure(state)
     )
 }
@@ -41,7 +61,8 @@ pub fn session(state: &AppState, token: &str, max_age: i64, lax: bool) -> String
 #[must_use]
 pub fn clear(state: &AppState) -> String {
     format!(
-        "{SESSION}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        session_name(state),
         secure(state)
     )
 }
@@ -101,6 +122,34 @@ pub fn device(state: &AppState, req: &mut Req) -> Result<Option<String>> {
     }))
 }
 
+/// The session cookie of a request, if exactly one was sent.
+pub fn session_cookie<'h>(state: &AppState, h: &'h http::HeaderMap) -> Result<Option<&'h str>> {
+    let mut all = super::request::cookies(h, session_name(state)).filter(|t| !t.is_empty());
+    let first = all.next();
+    if all.next().is_some() {
+        return Err(Error::Unauthorized);
+    }
+    Ok(first)
+}
+
+/// This server's own origin: `POSTA_WEB_URL`'s when set (behind a proxy that terminates TLS),
+/// else the scheme this listener speaks and the request's `Host`.
+fn own_origin<'a>(
+    state: &'a AppState,
+    h: &'a http::HeaderMap,
+) -> Option<std::borrow::Cow<'a, str>> {
+    if let Some(w) = state.cfg.web_url.as_deref() {
+        return Some(std::borrow::Cow::Borrowed(w.trim_end_matches('/')));
+    }
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    let scheme = if state.cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Some(std::borrow::Cow::Owned(format!("{scheme}://{host}")))
+}
+
 /// The credential of a request: the bearer token, else the session cookie under the CSRF rules.
 /// Borrowed from the request, as bytes: authenticating copies nothing and scans nothing
 /// before the cache lookup.
@@ -108,26 +157,34 @@ pub fn credential<'r>(state: &AppState, req: &'r Req) -> Result<Option<&'r [u8]>
     if let Some(b) = req.bearer() {
         return Ok(Some(b));
     }
-    let Some(token) = req.cookie(SESSION).filter(|t| !t.is_empty()) else {
+    let h = &req.parts.headers;
+    let Some(token) = session_cookie(state, h)? else {
         return Ok(None);
     };
-    let h = &req.parts.headers;
-    if h.get("x-requested-with").is_none() {
-        return Err(Error::Forbidden(
-            "cookie sessions require the X-Requested-With header".into(),
-        ));
-    }
+    let refused = |why: &str| {
+        Err(Error::Forbidden(format!(
+            "cross-origin request refused ({why})"
+        )))
+    };
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = h
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .or_else(|| req.parts.uri.authority().map(http::uri::Authority::as_str));
-        let same_host = origin.split_once("://").map(|(_, h)| h) == host;
-        let known = state.cfg.web_url.as_deref() == Some(origin)
-            || state.cors_origins.iter().any(|o| o == origin);
-        if !same_host && !known {
-            return Err(Error::Forbidden("cross-origin request refused".into()));
-        }
+        let origin = origin.trim_end_matches('/');
+        let own = own_origin(state, h).is_some_and(|o| o.eq_ignore_ascii_case(origin));
+        let configured = state
+            .cors_origins
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(origin));
+        return if own || configured {
+            Ok(Some(token.as_bytes()))
+        } else {
+            refused("foreign Origin")
+        };
     }
-    Ok(Some(token.as_bytes()))
+    match h.get("sec-fetch-site").map(http::HeaderValue::as_bytes) {
+        Some(b"same-origin" | b"none") => Ok(Some(token.as_bytes())),
+        Some(_) => refused("Sec-Fetch-Site"),
+        None if req.parts.method.is_safe() || h.contains_key("x-requested-with") => {
+            Ok(Some(token.as_bytes()))
+        }
+        None => refused("an unsafe request needs Origin, Sec-Fetch-Site or X-Requested-With"),
+    }
 }

@@ -41,7 +41,9 @@ pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> 
     match path {
         "/" => {
             // Signed in (a valid session cookie) goes to the account page, else to sign-in.
-            let signed_in = super::request::cookie(req.headers(), super::cookie::SESSION)
+            let signed_in = super::cookie::session_cookie(state, req.headers())
+                .ok()
+                .flatten()
                 .is_some_and(|t| session::authenticate(state, t.as_bytes(), client).is_ok());
             Some(with_csp(response::redirect(if signed_in {
                 "/account"

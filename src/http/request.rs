@@ -144,6 +144,18 @@ impl Req {
     }
 }
 
+/// Every value of cookie `name` in the `Cookie` headers (a browser sends one per matching
+/// cookie, and a sibling host can add its own under the same name).
+pub fn cookies<'h>(h: &'h HeaderMap, name: &'h str) -> impl Iterator<Item = &'h str> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .filter(move |(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
 /// The value of cookie `name` in the `Cookie` headers.
 #[must_use]
 pub fn cookie<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -1,7 +1,7 @@
 //! Login, register, JWT validation, sessions and profile.
 
 use base64::Engine;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::*;
@@ -488,4 +488,119 @@ async fn confusable_or_special_local_parts_are_refused() {
     assert!(r.headers().get("x-posta-user-email").is_none());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["data"]["email"], "jörg@xn--bcher-kva.example");
+}
+
+/// Cookie hardening: under HTTPS the cookie is `__Host-posta_session`; two session cookies
+/// (one planted by a sibling host) are refused rather than one picked; origins are compared
+/// whole (scheme, host, port: `http://` or `ftp://` with our host is foreign); an unsafe
+/// cookie request with neither `Origin` nor `Sec-Fetch-Site` needs `X-Requested-With`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookie_sessions_follow_the_origin_rules() {
+    let s = TestServer::start_with(|c| c.web_url = Some("https://posta.example".into())).await;
+    s.register("Cleo", "cleo@example.com").await;
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .json(&json!({"email": "cleo@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let set = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("__Host-posta_session="))
+        .unwrap();
+    assert!(
+        session.contains("Secure") && session.contains("Path=/") && !session.contains("Domain")
+    );
+    let pair = session.split(';').next().unwrap().to_owned();
+    let call = |method: Method, cookie: String, extra: Vec<(&'static str, &'static str)>| {
+        let mut rb = s
+            .client
+            .request(
+                method,
+                format!("{}/api/v1/users/me/sessions/revoke-others", s.url),
+            )
+            .header("cookie", cookie);
+        for (k, v) in extra {
+            rb = rb.header(k, v);
+        }
+        async move { rb.send().await.unwrap().status() }
+    };
+    let ok = StatusCode::OK;
+    assert_eq!(
+        call(
+            Method::POST,
+            pair.clone(),
+            vec![("origin", "https://posta.example")]
+        )
+        .await,
+        ok
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            pair.clone(),
+            vec![("sec-fetch-site", "same-origin")]
+        )
+        .await,
+        ok
+    );
+    for foreign in [
+        "http://posta.example",
+        "ftp://posta.example",
+        "https://posta.example:8443",
+        "https://evil.example",
+    ] {
+        assert_eq!(
+            call(Method::POST, pair.clone(), vec![("origin", foreign)]).await,
+            403,
+            "{foreign}"
+        );
+    }
+    assert_eq!(
+        call(
+            Method::POST,
+            pair.clone(),
+            vec![("sec-fetch-site", "same-site")]
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        call(Method::POST, pair.clone(), vec![]).await,
+        403,
+        "unsafe without any mark"
+    );
+    assert_eq!(
+        call(
+            Method::POST,
+            pair.clone(),
+            vec![("x-requested-with", "posta")]
+        )
+        .await,
+        ok
+    );
+    // A second session cookie (planted) makes the request unauthenticated.
+    let planted = format!("{pair}; __Host-posta_session=planted.by.sibling");
+    assert_eq!(
+        call(
+            Method::POST,
+            planted,
+            vec![("sec-fetch-site", "same-origin")]
+        )
+        .await,
+        401
+    );
+    // The plain name is not read under HTTPS.
+    let plain = pair.replacen("__Host-posta_session", "posta_session", 1);
+    assert_eq!(
+        call(Method::POST, plain, vec![("sec-fetch-site", "same-origin")]).await,
+        401
+    );
 }
