@@ -167,6 +167,7 @@ impl Exchange {
         let (method, path, rid) = (&self.method, self.uri.path(), self.rid);
         match &err {
             Some(e) if e.is_internal() => {
+                let path = crate::logsafe::Untrusted(path);
                 tracing::error!(request_id = rid, %method, %path, status, micros, error = %e, "request failed");
             }
             _ => access_log::record(&access_log::Line {
