@@ -52,6 +52,16 @@ impl Env {
         v["data"].clone()
     }
 
+    /// Change a provider as an admin.
+    async fn edit_provider(&self, p: &Value, body: Value) {
+        let path = format!(
+            "/api/v1/admin/oauth/providers/{}",
+            p["id"].as_str().unwrap()
+        );
+        let (st, v) = self.s.put(&path, Some(&self.admin), body).await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     fn authorize(&self, slug: &str) -> String {
         format!("{}/api/v1/auth/oauth/{slug}/authorize", self.s.url)
     }
@@ -397,17 +407,7 @@ async fn plain_oauth2_without_email_verified_is_unverified() {
         error_from(&e.sso("silent-sam").await, &e.s.url),
         "email_not_verified"
     );
-    let (st, _) =
-        e.s.put(
-            &format!(
-                "/api/v1/admin/oauth/providers/{}",
-                p["id"].as_str().unwrap()
-            ),
-            Some(&e.admin),
-            json!({"trust_email": true}),
-        )
-        .await;
-    assert_eq!(st, 200);
+    e.edit_provider(&p, json!({"trust_email": true})).await;
     let token = token_from(&e.sso("silent-sam").await, &e.s.url);
     let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
     assert_eq!(me["data"]["email"], "silent-sam@example.com");
@@ -735,16 +735,6 @@ async fn sso_keeps_the_local_second_factor() {
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["data"]["user"]["email"], "zoe@example.com");
-    let (st, _) =
-        e.s.put(
-            &format!(
-                "/api/v1/admin/oauth/providers/{}",
-                p["id"].as_str().unwrap()
-            ),
-            Some(&e.admin),
-            json!({"skip_local_2fa": true}),
-        )
-        .await;
-    assert_eq!(st, 200);
+    e.edit_provider(&p, json!({"skip_local_2fa": true})).await;
     token_from(&e.sso("zoe").await, &e.s.url);
 }
