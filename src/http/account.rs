@@ -191,7 +191,7 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
         Account::Logout => {
             session::logout(state, c).await?;
             let mut r = message("signed out");
-            response::set_cookie(&mut r, &super::cookie::clear(state));
+            response::set_cookie(&mut r, &super::cookie::clear(req.https));
             Ok(r)
         }
         Account::CreateApiKey => {

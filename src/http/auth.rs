@@ -39,7 +39,7 @@ struct RegisterRequest {
     password: String,
 }
 
-fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
+fn signed_in(state: &AppState, https: bool, status: StatusCode, s: &SignedIn) -> Resp {
     let mut data = json!({
         "token": s.token,
         "user": UserView::from(&s.user),
@@ -50,7 +50,7 @@ fn signed_in(state: &AppState, status: StatusCode, s: &SignedIn) -> Resp {
     }
     let mut r = response::ok(status, &data);
     let ttl = s.expires_at - state.now();
-    response::set_cookie(&mut r, &super::cookie::session(state, &s.token, ttl, false));
+    response::set_cookie(&mut r, &super::cookie::session(https, &s.token, ttl, false));
     r
 }
 
@@ -115,7 +115,7 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
     match route {
         SignIn::Login => {
             let b: LoginRequest = req.json().await?;
-            let new_device = super::cookie::device(state, req)?;
+            let new_device = super::cookie::device(req)?;
             let s = match (b.pending_token, b.email, b.password) {
                 // Email and password resent with the code (Posta's dashboards do) still work.
                 (_, Some(email), Some(password)) => {
@@ -135,7 +135,7 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
                     ));
                 }
             };
-            let mut r = signed_in(state, StatusCode::OK, &s);
+            let mut r = signed_in(state, req.https, StatusCode::OK, &s);
             if let Some(c) = new_device {
                 response::set_cookie(&mut r, &c);
             }
@@ -143,9 +143,9 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
         }
         SignIn::Register => {
             let b: RegisterRequest = req.json().await?;
-            let new_device = super::cookie::device(state, req)?;
+            let new_device = super::cookie::device(req)?;
             let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
-            let mut r = signed_in(state, StatusCode::CREATED, &s);
+            let mut r = signed_in(state, req.https, StatusCode::CREATED, &s);
             if let Some(c) = new_device {
                 response::set_cookie(&mut r, &c);
             }

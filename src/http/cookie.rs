@@ -25,62 +25,73 @@ pub const SESSION: &str = "posta_session";
 /// Name of the session cookie under HTTPS.
 pub const SESSION_HOST: &str = "__Host-posta_session";
 
-/// The session cookie's name on this server.
+/// Whether a request reached this server over HTTPS: TLS on this listener, a `POSTA_WEB_URL`
+/// that is `https://` (the address users are given), or `X-Forwarded-Proto: https` from a
+/// trusted proxy (never believed from anyone else).
 #[must_use]
-pub fn session_name(state: &AppState) -> &'static str {
-    if secure(state).is_empty() {
-        SESSION
-    } else {
-        SESSION_HOST
-    }
+pub fn is_https(
+    state: &AppState,
+    tls: bool,
+    peer: std::net::SocketAddr,
+    h: &http::HeaderMap,
+) -> bool {
+    tls || state
+        .cfg
+        .web_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        || (!state.trusted_proxies.is_empty()
+            && h.get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+            && state.trusted_proxies.iter().any(|n| n.contains(&peer.ip())))
 }
 
-fn secure(state: &AppState) -> &'static str {
-    let https = state.cfg.tls_cert.is_some()
-        || state
-            .cfg
-            .web_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"));
+/// The session cookie's name for a request over HTTPS or not.
+#[must_use]
+pub fn session_name(https: bool) -> &'static str {
+    if https { SESSION_HOST } else { SESSION }
+}
+
+fn secure(https: bool) -> &'static str {
     if https { "; Secure" } else { "" }
 }
 
 /// `Set-Cookie` value for a new session. `lax` is for the SSO callback, which arrives as a
 /// cross-site navigation; password sign-in uses `Strict`.
 #[must_use]
-pub fn session(state: &AppState, token: &str, max_age: i64, lax: bool) -> String {
+pub fn session(https: bool, token: &str, max_age: i64, lax: bool) -> String {
     let site = if lax { "Lax" } else { "Strict" };
     format!(
         "{}={token}; Path=/; Max-Age={max_age}; HttpOnly; SameSite={site}{}",
-        session_name(state),
-        secure(state)
+        session_name(https),
+        secure(https)
     )
 }
 
 /// `Set-Cookie` value that removes the session cookie.
 #[must_use]
-pub fn clear(state: &AppState) -> String {
+pub fn clear(https: bool) -> String {
     format!(
         "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
-        session_name(state),
-        secure(state)
+        session_name(https),
+        secure(https)
     )
 }
 
 /// A cookie with the given path and lifetime (the SSO browser binding).
 #[must_use]
-pub fn scoped(state: &AppState, name: &str, value: &str, path: &str, max_age: i64) -> String {
+pub fn scoped(https: bool, name: &str, value: &str, path: &str, max_age: i64) -> String {
     format!(
         "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{}",
-        secure(state)
+        secure(https)
     )
 }
 
 /// Name of the device cookie: `__Host-` under HTTPS (no sibling host can plant or scope it),
 /// the plain name over HTTP, where browsers refuse that prefix.
 #[must_use]
-pub fn device_name(state: &AppState) -> &'static str {
-    if secure(state).is_empty() {
+pub fn device_name(https: bool) -> &'static str {
+    if !https {
         "posta_device"
     } else {
         "__Host-posta_device"
@@ -92,8 +103,8 @@ const DEVICE_MAX_AGE: i64 = 400 * 24 * 3600;
 
 /// Give a sign-in request its device: the hash of the browser's device id from its cookie, or
 /// of a fresh one. Returns the `Set-Cookie` value to send when the id is fresh.
-pub fn device(state: &AppState, req: &mut Req) -> Result<Option<String>> {
-    let name = device_name(state);
+pub fn device(req: &mut Req) -> Result<Option<String>> {
+    let name = device_name(req.https);
     let sent = req
         .cookie(name)
         .filter(|v| {
@@ -117,14 +128,14 @@ pub fn device(state: &AppState, req: &mut Req) -> Result<Option<String>> {
     Ok(fresh.then(|| {
         format!(
             "{name}={id}; Path=/; Max-Age={DEVICE_MAX_AGE}; HttpOnly; SameSite=Lax{}",
-            secure(state)
+            secure(req.https)
         )
     }))
 }
 
 /// The session cookie of a request, if exactly one was sent.
-pub fn session_cookie<'h>(state: &AppState, h: &'h http::HeaderMap) -> Result<Option<&'h str>> {
-    let mut all = super::request::cookies(h, session_name(state)).filter(|t| !t.is_empty());
+pub fn session_cookie(https: bool, h: &http::HeaderMap) -> Result<Option<&str>> {
+    let mut all = super::request::cookies(h, session_name(https)).filter(|t| !t.is_empty());
     let first = all.next();
     if all.next().is_some() {
         return Err(Error::Unauthorized);
@@ -132,21 +143,18 @@ pub fn session_cookie<'h>(state: &AppState, h: &'h http::HeaderMap) -> Result<Op
     Ok(first)
 }
 
-/// This server's own origin: `POSTA_WEB_URL`'s when set (behind a proxy that terminates TLS),
-/// else the scheme this listener speaks and the request's `Host`.
-fn own_origin<'a>(
-    state: &'a AppState,
-    h: &'a http::HeaderMap,
-) -> Option<std::borrow::Cow<'a, str>> {
+/// This server's own origin: `POSTA_WEB_URL`'s when set, else the request's scheme (see
+/// [`is_https`]) and `Host`.
+fn own_origin<'a>(state: &'a AppState, req: &'a Req) -> Option<std::borrow::Cow<'a, str>> {
     if let Some(w) = state.cfg.web_url.as_deref() {
         return Some(std::borrow::Cow::Borrowed(w.trim_end_matches('/')));
     }
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok())?;
-    let scheme = if state.cfg.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let host = req
+        .parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())?;
+    let scheme = if req.https { "https" } else { "http" };
     Some(std::borrow::Cow::Owned(format!("{scheme}://{host}")))
 }
 
@@ -158,7 +166,7 @@ pub fn credential<'r>(state: &AppState, req: &'r Req) -> Result<Option<&'r [u8]>
         return Ok(Some(b));
     }
     let h = &req.parts.headers;
-    let Some(token) = session_cookie(state, h)? else {
+    let Some(token) = session_cookie(req.https, h)? else {
         return Ok(None);
     };
     let refused = |why: &str| {
@@ -168,7 +176,7 @@ pub fn credential<'r>(state: &AppState, req: &'r Req) -> Result<Option<&'r [u8]>
     };
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         let origin = origin.trim_end_matches('/');
-        let own = own_origin(state, h).is_some_and(|o| o.eq_ignore_ascii_case(origin));
+        let own = own_origin(state, req).is_some_and(|o| o.eq_ignore_ascii_case(origin));
         let configured = state
             .cors_origins
             .iter()

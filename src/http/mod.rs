@@ -105,7 +105,7 @@ pub fn handle(state: &AppState, req: Request<Incoming>, peer: SocketAddr, tls: b
     let step = if is_preflight {
         Step::Now(preflight(exchange.allowed_origin.is_some()))
     } else {
-        route(state, req, peer, &mut exchange.route_name).unwrap_or_else(|e| Step::Now(Err(e)))
+        route(state, req, peer, tls, &mut exchange.route_name).unwrap_or_else(|e| Step::Now(Err(e)))
     };
     match step {
         Step::Now(result) => Answer::Now(std::future::ready(Ok(exchange.finish(state, result)))),
@@ -236,14 +236,16 @@ fn route(
     state: &AppState,
     req: Request<Incoming>,
     peer: SocketAddr,
+    tls: bool,
     route_name: &mut &'static str,
 ) -> Result<Step> {
+    let https = cookie::is_https(state, tls, peer, req.headers());
     let mut client = ClientInfo {
         ip: request::client_ip(peer, req.headers(), &state.trusted_proxies),
         user_agent: String::new(),
         device: None,
     };
-    if let Some(page) = pages::serve(state, &req, &client) {
+    if let Some(page) = pages::serve(state, &req, &client, https) {
         *route_name = "dashboard";
         return Ok(Step::Now(Ok(page)));
     }
@@ -261,6 +263,7 @@ fn route(
         // The body gets as long as the head had (`header_read_timeout_secs`).
         std::time::Duration::from_secs(state.cfg.header_read_timeout_secs.max(1)),
         client,
+        https,
     );
     let access = match endpoint {
         Endpoint::Info if !state.cfg.info_public => Access::Any,

@@ -140,7 +140,13 @@ pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp>
             let mut r = response::redirect(&url);
             response::set_cookie(
                 &mut r,
-                &cookie::scoped(state, BINDING_COOKIE, &binding, OAUTH_PATH, oidc::STATE_TTL),
+                &cookie::scoped(
+                    req.https,
+                    BINDING_COOKIE,
+                    &binding,
+                    OAUTH_PATH,
+                    oidc::STATE_TTL,
+                ),
             );
             Ok(r)
         }
@@ -153,13 +159,13 @@ pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp>
                 binding: req.cookie(BINDING_COOKIE).map(str::to_owned),
             };
             let result = oidc::callback(state, cb, &req.client).await;
-            Ok(callback_response(state, result))
+            Ok(callback_response(state, req.https, result))
         }
     }
 }
 
-fn callback_response(state: &AppState, result: Result<Finished, SsoError>) -> Resp {
-    let clear_binding = cookie::scoped(state, BINDING_COOKIE, "", OAUTH_PATH, 0);
+fn callback_response(state: &AppState, https: bool, result: Result<Finished, SsoError>) -> Resp {
+    let clear_binding = cookie::scoped(https, BINDING_COOKIE, "", OAUTH_PATH, 0);
     let web = state.cfg.web_url.clone();
     let mut r = match (result, web) {
         (Ok(Finished::Linked(slug)), Some(web)) => {
@@ -171,7 +177,7 @@ fn callback_response(state: &AppState, result: Result<Finished, SsoError>) -> Re
         (Ok(Finished::SignedIn(s)), Some(web)) => {
             let mut r = response::redirect(&format!("{web}/#token={}", s.token));
             let ttl = s.expires_at - state.now();
-            response::set_cookie(&mut r, &cookie::session(state, &s.token, ttl, true));
+            response::set_cookie(&mut r, &cookie::session(https, &s.token, ttl, true));
             r
         }
         (Ok(Finished::SignedIn(s)), None) => response::ok(
@@ -232,7 +238,13 @@ pub async fn links(state: &AppState, route: Links, req: &mut Req, c: &Caller) ->
             let mut r = response::ok(StatusCode::OK, &json!({"url": url}));
             response::set_cookie(
                 &mut r,
-                &cookie::scoped(state, BINDING_COOKIE, &binding, OAUTH_PATH, oidc::STATE_TTL),
+                &cookie::scoped(
+                    req.https,
+                    BINDING_COOKIE,
+                    &binding,
+                    OAUTH_PATH,
+                    oidc::STATE_TTL,
+                ),
             );
             Ok(r)
         }

@@ -29,7 +29,12 @@ fn with_csp(mut r: Resp) -> Resp {
 }
 
 /// Serve a dashboard path, or `None` when the request is for the API.
-pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> Option<Resp> {
+pub fn serve(
+    state: &AppState,
+    req: &Request<Incoming>,
+    client: &ClientInfo,
+    https: bool,
+) -> Option<Resp> {
     if !(req.method() == Method::GET || req.method() == Method::HEAD) {
         return None;
     }
@@ -41,7 +46,7 @@ pub fn serve(state: &AppState, req: &Request<Incoming>, client: &ClientInfo) -> 
     match path {
         "/" => {
             // Signed in (a valid session cookie) goes to the account page, else to sign-in.
-            let signed_in = super::cookie::session_cookie(state, req.headers())
+            let signed_in = super::cookie::session_cookie(https, req.headers())
                 .ok()
                 .flatten()
                 .is_some_and(|t| session::authenticate(state, t.as_bytes(), client).is_ok());

@@ -22,6 +22,10 @@ pub struct Req {
     body_deadline: Duration,
     /// The resolved client.
     pub client: ClientInfo,
+    /// The client reached this server over HTTPS: TLS here, `POSTA_WEB_URL` is `https://`,
+    /// or a trusted proxy said `X-Forwarded-Proto: https`. Names the session cookie and the
+    /// server's own origin.
+    pub https: bool,
 }
 
 impl Req {
@@ -33,6 +37,7 @@ impl Req {
         max_body: usize,
         body_deadline: Duration,
         client: ClientInfo,
+        https: bool,
     ) -> Self {
         Self {
             parts,
@@ -40,6 +45,7 @@ impl Req {
             max_body,
             body_deadline,
             client,
+            https,
         }
     }
 

@@ -604,3 +604,37 @@ async fn cookie_sessions_follow_the_origin_rules() {
         401
     );
 }
+
+/// Behind a proxy that terminates TLS, `X-Forwarded-Proto: https` names the cookie
+/// `__Host-posta_session` when the proxy is trusted, and is ignored from anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_https_is_believed_only_from_trusted_proxies() {
+    for (trusted, name) in [(true, "__Host-posta_session="), (false, "posta_session=")] {
+        let s = TestServer::start_with(|c| {
+            if trusted {
+                c.trusted_proxies = "127.0.0.1/32".into();
+            }
+        })
+        .await;
+        s.register("Nia", "nia@example.com").await;
+        let r = s
+            .client
+            .post(format!("{}/api/v1/auth/login", s.url))
+            .header("x-forwarded-proto", "https")
+            .json(&json!({"email": "nia@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let set: Vec<String> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            set.iter().any(|c| c.starts_with(name)),
+            "trusted={trusted}: {set:?}"
+        );
+    }
+}
