@@ -9,9 +9,8 @@
 //! it comes from this server's pages: an `Origin` that is this server's own (scheme, host and
 //! port compared) or a configured one; else the browser's `Sec-Fetch-Site: same-origin` (or
 //! `none`, a navigation); a foreign `Origin`, or `Sec-Fetch-Site: same-site`/`cross-site`, is
-//! refused. A request with neither header (not a current browser) is served for safe methods,
-//! and for unsafe ones only with `X-Requested-With`, a custom header a cross-site form cannot
-//! send.
+//! refused. A request with neither header (not a current browser) is served for safe methods
+//! and refused for unsafe ones. `X-Requested-With` is accepted, never required.
 
 use http::header;
 
@@ -190,9 +189,9 @@ pub fn credential<'r>(state: &AppState, req: &'r Req) -> Result<Option<&'r [u8]>
     match h.get("sec-fetch-site").map(http::HeaderValue::as_bytes) {
         Some(b"same-origin" | b"none") => Ok(Some(token.as_bytes())),
         Some(_) => refused("Sec-Fetch-Site"),
-        None if req.parts.method.is_safe() || h.contains_key("x-requested-with") => {
-            Ok(Some(token.as_bytes()))
-        }
-        None => refused("an unsafe request needs Origin, Sec-Fetch-Site or X-Requested-With"),
+        // Every current browser sends one of the two with an unsafe request; a client that
+        // sends neither is not a browser page and authenticates with the bearer header.
+        None if req.parts.method.is_safe() => Ok(Some(token.as_bytes())),
+        None => refused("an unsafe cookie request needs Origin or Sec-Fetch-Site"),
     }
 }

@@ -584,7 +584,8 @@ async fn cookie_sessions_follow_the_origin_rules() {
             vec![("x-requested-with", "posta")]
         )
         .await,
-        ok
+        403,
+        "X-Requested-With alone does not authorize an unsafe cookie request"
     );
     // A second session cookie (planted) makes the request unauthenticated.
     let planted = format!("{pair}; __Host-posta_session=planted.by.sibling");

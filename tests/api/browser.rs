@@ -181,7 +181,7 @@ async fn pages_are_served_with_a_strict_policy() {
         .client
         .post(format!("{}/api/v1/users/me/sessions/logout", s.url))
         .header("cookie", &pair)
-        .header("x-requested-with", "posta")
+        .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap();
