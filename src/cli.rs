@@ -124,6 +124,14 @@ pub fn main() -> ExitCode {
         for w in &warnings {
             eprintln!("warning: {w}");
         }
+        match &cfg.provenance.file {
+            Some(f) => println!("# configuration file: {}", f.display()),
+            None => println!(
+                "# no configuration file ({} does not exist; defaults and POSTA_* variables only)",
+                crate::config::DEFAULT_CONFIG_PATH
+            ),
+        }
+        println!("# data_dir from {}", cfg.provenance.data_dir);
         print!("{}", cfg.masked_toml());
         println!("# configuration is valid");
         return ExitCode::SUCCESS;
@@ -146,6 +154,28 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Only `serve` creates a store (and `restore` puts a backup in place): any other command
+    // on a missing one says where it looked and why there, and creates nothing.
+    let needs_store = matches!(
+        cli.cmd,
+        Some(Cmd::Admin(_) | Cmd::Backup { .. } | Cmd::Export { .. } | Cmd::Compact)
+    );
+    if needs_store && !cfg.db_path().exists() {
+        drop(log_guard);
+        fatal(
+            journal,
+            &format!(
+                "no store at {} (data_dir from {}; configuration file: {}); only `posta serve` creates one. Point --config or POSTA_DATA_DIR at the server's data directory",
+                cfg.db_path().display(),
+                cfg.provenance.data_dir,
+                cfg.provenance
+                    .file
+                    .as_deref()
+                    .map_or_else(|| "none".to_owned(), |f| f.display().to_string()),
+            ),
+        );
+        return ExitCode::FAILURE;
+    }
     let result = match cli.cmd {
         None | Some(Cmd::Serve) => rt.block_on(serve(cfg)),
         Some(Cmd::Healthcheck) => rt.block_on(healthcheck(&cfg)),
@@ -291,16 +321,23 @@ async fn healthcheck(cfg: &Config) -> Result<(), String> {
         }
         Ok::<_, String>(buf)
     };
+    let scheme = if cfg.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{addr}/api/v1/healthz");
     let buf = tokio::time::timeout(std::time::Duration::from_secs(5), fut)
         .await
-        .map_err(|_| format!("healthcheck: {addr} did not answer in 5 s"))??;
+        .map_err(|_| format!("healthcheck: {url} did not answer in 5 s"))?
+        .map_err(|e| format!("healthcheck: {url}: {e}"))?;
     let head = String::from_utf8_lossy(&buf);
     if head.starts_with("HTTP/1.1 200") {
         println!("ok");
         Ok(())
     } else {
         Err(format!(
-            "healthcheck: unexpected answer from {addr}: {}",
+            "healthcheck: unexpected answer from {url}: {}",
             head.lines().next().unwrap_or("")
         ))
     }
@@ -359,8 +396,9 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
     };
     let out = match Store::open(&cfg.db_path()) {
         Ok(store) => {
-            let state =
-                AppState::new(cfg, store, Arc::new(SystemClock)).map_err(|e| e.to_string())?;
+            // A host command never makes keys: missing ones are an error, not new keys.
+            let state = AppState::open(cfg, store, Arc::new(SystemClock), false)
+                .map_err(|e| e.to_string())?;
             crate::control::execute(&state, cmd).await?
         }
         #[cfg(unix)]

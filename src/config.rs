@@ -38,6 +38,9 @@ impl fmt::Debug for Secret {
 #[serde(default, deny_unknown_fields)]
 #[allow(missing_docs)] // every key is documented in config.toml.example
 pub struct Config {
+    /// Where this configuration came from (not a setting).
+    #[serde(skip)]
+    pub provenance: Provenance,
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
@@ -79,6 +82,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            provenance: Provenance::default(),
             host: "0.0.0.0".into(),
             port: 9000,
             data_dir: PathBuf::from("./data"),
@@ -124,6 +128,16 @@ impl Default for Config {
 #[error("configuration: {0}")]
 pub struct ConfigError(pub String);
 
+/// Where a loaded configuration came from, for messages that must say which store or file a
+/// command looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Provenance {
+    /// The configuration file read, if any.
+    pub file: Option<PathBuf>,
+    /// Where `data_dir` was set: the environment, the file, or the default.
+    pub data_dir: String,
+}
+
 fn known_keys() -> Vec<String> {
     match serde_json::to_value(Config::default()) {
         Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
@@ -158,7 +172,8 @@ impl Config {
         for (k, _) in std::env::vars() {
             if let Some(rest) = k.strip_prefix("POSTA_") {
                 let key = rest.to_ascii_lowercase();
-                if !known.contains(&key) {
+                // POSTA_COMMIT names the build's commit for `build.rs`, not a setting.
+                if !known.contains(&key) && k != "POSTA_COMMIT" {
                     warnings.push(format!("ignoring unknown environment variable {k}"));
                 }
             }
@@ -168,10 +183,28 @@ impl Config {
             Env::prefixed("POSTA_")
                 .filter(move |k| known_env.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))),
         );
+        let data_dir_from = match fig.find_metadata("data_dir") {
+            Some(m) if m.name.contains("environment") => {
+                "the POSTA_DATA_DIR environment variable".to_owned()
+            }
+            Some(figment::Metadata {
+                source: Some(figment::Source::File(f)),
+                ..
+            }) => format!("data_dir in {}", f.display()),
+            _ => "the default (./data, relative to the working directory)".to_owned(),
+        };
+        let file = match path {
+            Some(p) => Some(p.to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
+        };
         let cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError(e.to_string().replace("  ", " ")))?;
         let mut cfg = cfg.normalized().with_credentials()?;
+        cfg.provenance = Provenance {
+            file,
+            data_dir: data_dir_from,
+        };
         #[allow(clippy::disallowed_methods)]
         if std::env::var_os("POSTA_LOG").is_none()
             && let Ok(rust_log) = std::env::var("RUST_LOG")

@@ -72,14 +72,25 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Build state over an opened store: loads or creates the instance secrets.
     pub fn new(cfg: Config, store: Store, clock: Arc<dyn Clock>) -> Result<Self> {
+        Self::open(cfg, store, clock, true)
+    }
+
+    /// Build state over an opened store; with `create_keys` false (host commands) a missing
+    /// key file is an error naming it, never a new key.
+    pub fn open(
+        cfg: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        create_keys: bool,
+    ) -> Result<Self> {
         let jwt_secret = match &cfg.jwt_secret {
             Some(s) => s.expose().as_bytes().to_vec(),
-            None => load_or_create_key(&cfg.data_dir.join("jwt.key"))?.to_vec(),
+            None => load_or_create_key(&cfg.data_dir.join("jwt.key"), create_keys)?.to_vec(),
         };
         let enc_key = match &cfg.encryption_key {
             Some(s) => crypto::parse_key(s.expose())
                 .ok_or_else(|| Error::Internal("encryption_key is not 32 bytes".into()))?,
-            None => load_or_create_key(&cfg.data_dir.join("encryption.key"))?,
+            None => load_or_create_key(&cfg.data_dir.join("encryption.key"), create_keys)?,
         };
         let cost = cost(&cfg);
         let dummy_hash = crate::auth::password::hash("posta-dummy-password-for-timing", cost)?;
@@ -175,13 +186,19 @@ fn cost(cfg: &Config) -> Cost {
     }
 }
 
-/// Read a 32-byte hex key file, or create one (mode 0600) with OS randomness.
-fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
+/// Read a 32-byte hex key file, or create one (mode 0600) with OS randomness when `create`.
+fn load_or_create_key(path: &Path, create: bool) -> Result<[u8; 32]> {
     let io = |e: std::io::Error| Error::Internal(format!("key file {}: {e}", path.display()));
     if path.exists() {
         let text = std::fs::read_to_string(path).map_err(io)?;
         return crypto::parse_key(&text)
             .ok_or_else(|| Error::Internal(format!("key file {} is malformed", path.display())));
+    }
+    if !create {
+        return Err(Error::Internal(format!(
+            "key file {} is missing (set the key in the environment the server uses, or run the command where the server's data directory is)",
+            path.display()
+        )));
     }
     let key = crypto::random_bytes::<32>()?;
     let tmp = path.with_extension("tmp");

@@ -15,6 +15,7 @@ use tempfile::TempDir;
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "Secret-passphrase-42-bolt";
 pub const PASSWORD: &str = "violet-tractor-41-moss";
+pub const TEST_JWT_SECRET: &str = "test-jwt-secret-that-is-long-enough-0123456789";
 
 /// Cheap argon2 and fixed secrets so tests are fast and deterministic.
 pub fn test_config(dir: &Path) -> Config {
@@ -22,9 +23,7 @@ pub fn test_config(dir: &Path) -> Config {
         host: "127.0.0.1".into(),
         port: 0,
         data_dir: dir.to_path_buf(),
-        jwt_secret: Some(Secret(
-            "test-jwt-secret-that-is-long-enough-0123456789".into(),
-        )),
+        jwt_secret: Some(Secret(TEST_JWT_SECRET.into())),
         encryption_key: Some(Secret("11".repeat(32))),
         admin_email: ADMIN_EMAIL.into(),
         admin_password: Some(Secret(ADMIN_PASSWORD.into())),
@@ -289,6 +288,10 @@ pub fn posta_cmd(data_dir: &Path) -> Command {
         .env("POSTA_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("POSTA_ARGON2_MEMORY_KIB", "256")
         .env("POSTA_ARGON2_ITERATIONS", "1")
+        // The in-process servers' keys (`test_config`): a host command on their store needs
+        // them, and never makes key files of its own.
+        .env("POSTA_JWT_SECRET", TEST_JWT_SECRET)
+        .env("POSTA_ENCRYPTION_KEY", "11".repeat(32))
         .current_dir(data_dir);
     c
 }

@@ -138,12 +138,11 @@ async fn backup_under_load_restore_and_export() {
     assert_eq!(mode(&nested.join("posta.redb")), 0o600, "restored store");
     // A server started on a data dir that does not exist creates it the same way.
     let first = fresh.path().join("first-run");
-    let out = posta_cmd(&first)
-        .current_dir(fresh.path())
-        .args(["admin", "list-users"])
-        .output()
-        .unwrap();
-    assert_ok(&out);
+    let mut cmd = posta_cmd(&first);
+    cmd.current_dir(fresh.path());
+    let b = Binary::spawn(cmd);
+    b.ready().await;
+    drop(b);
     assert_eq!(mode(&first), 0o700, "data dir of a first run");
     assert_eq!(
         mode(&first.join("posta.redb")),

@@ -291,3 +291,71 @@ fn version_prints_commit() {
         "{s}"
     );
 }
+
+/// Only `serve` creates a store: every other command on a missing one fails, says which path
+/// it looked at and where that path came from, and creates nothing (no directory, no keys).
+/// `check-config` names its file; the build's POSTA_COMMIT is no unknown setting; a failing
+/// health check names the URL it tried.
+#[test]
+fn host_commands_never_create_a_store_and_say_where_they_looked() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("not-the-data-dir");
+    for args in [
+        vec!["admin", "list-users"],
+        vec!["admin", "reset-password", "--email", "a@example.com"],
+        vec!["backup", "/dev/null/x"],
+        vec!["export"],
+        vec!["compact"],
+    ] {
+        let mut c = posta_cmd(&missing);
+        let out = c.current_dir(root.path()).args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "no store at {}",
+                missing.join("posta.redb").display()
+            )) && err.contains("POSTA_DATA_DIR"),
+            "{args:?}: {err}"
+        );
+        assert!(!missing.exists(), "{args:?} created {}", missing.display());
+    }
+    let out = posta_cmd(&missing)
+        .current_dir(root.path())
+        .env("POSTA_COMMIT", "0123abc")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# no configuration file"), "{text}");
+    assert!(
+        text.contains("# data_dir from the POSTA_DATA_DIR environment variable"),
+        "{text}"
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no warning: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = root.path().join("posta.toml");
+    std::fs::write(&file, "port = 9123\n").unwrap();
+    let out = posta_cmd(&missing)
+        .current_dir(root.path())
+        .args(["--config", file.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("# configuration file: {}", file.display()))
+    );
+    let out = posta_cmd(&missing)
+        .current_dir(root.path())
+        .env("POSTA_PORT", "1")
+        .arg("healthcheck")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("http://127.0.0.1:1/api/v1/healthz"), "{err}");
+}
