@@ -167,9 +167,11 @@ pub fn check_policy(password: &str, min_len: usize, email: &str, name: &str) -> 
     let local = email.split('@').next().unwrap_or_default();
     let lower = password.to_lowercase();
     if !local.is_empty() && local.len() >= 4 && lower.contains(&local.to_lowercase()) {
+        // Says which part: "admin" in "Quiet-admin-2" surprised people told it held their
+        // whole address.
         return Err(Error::invalid(
             "password",
-            "must not contain your email address",
+            format!("must not contain parts of your email address: {local}"),
         ));
     }
     let inputs = [email, local, name, "posta"];
@@ -258,6 +260,11 @@ mod tests {
         assert!(p("password").is_err());
         assert!(p("password123").is_err());
         assert!(p("alice@example.com1").is_err());
+        let e = p("Quiet-alice-Harbor-71").unwrap_err().to_string();
+        assert!(
+            e.contains("must not contain parts of your email address: alice"),
+            "{e}"
+        );
         assert!(p(&"x".repeat(1025)).is_err());
         assert!(p("violet-tractor-41-moss").is_ok());
     }

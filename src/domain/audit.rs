@@ -45,7 +45,9 @@ impl Audit<'_> {
         };
         let (kind, actor, subject) = (self.kind, self.actor, self.subject);
         store::after_commit(move || {
-            tracing::info!(event = kind, actor = ?actor, subject = ?subject, "audit");
+            // Ids plainly (`actor=- subject=<uuid>`), not `Some(..)`/`None`.
+            let id = |u: Option<Uuid>| u.map_or_else(|| "-".to_owned(), |u| u.to_string());
+            tracing::info!(event = kind, actor = %id(actor), subject = %id(subject), "audit");
         });
         store::audit::append(tx, e, max)
     }

@@ -648,6 +648,13 @@ async fn a_callback_error_cannot_forge_log_lines() {
         line.contains("access_denied\\u{d}\\u{a}2026-12-04"),
         "{line}"
     );
+    // Audit lines give ids plainly: the first admin's creation has no actor.
+    let audit = log
+        .lines()
+        .find(|l| l.contains("event=\"user.created\""))
+        .unwrap();
+    assert!(audit.contains("actor=- subject="), "{audit}");
+    assert!(!log.contains("Some(") && !log.contains("=None"), "{log}");
 }
 
 /// The owner of an account that may not be linked by email links it while signed in: the
