@@ -54,11 +54,15 @@ enum Cmd {
     },
     /// Rewrite the store compactly to reclaim free space (server stopped).
     Compact,
-    /// Write users, keys (hashes only), providers (no secrets) and settings as JSON lines.
+    /// Write users (with their argon2 password hashes), keys (hashes only), providers (no
+    /// secrets) and settings as JSON lines.
     Export {
         /// Output format (only `jsonl`).
         #[arg(long, default_value = "jsonl")]
         format: String,
+        /// Write to this file (created owner-only, 0600; it must not exist) instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -182,7 +186,9 @@ pub fn main() -> ExitCode {
         Some(Cmd::Admin(a)) => rt.block_on(admin(cfg, a)),
         Some(Cmd::Backup { file }) => rt.block_on(backup(&cfg, &file)),
         Some(Cmd::Restore { file, force }) => restore(&cfg, &file, force),
-        Some(Cmd::Export { format }) => rt.block_on(export(&cfg, &format)),
+        Some(Cmd::Export { format, output }) => {
+            rt.block_on(export(&cfg, &format, output.as_deref()))
+        }
         Some(Cmd::Compact) => Store::compact_file(&cfg.db_path())
             .map(|(b, a)| println!("compacted {}: {b} -> {a} bytes", cfg.db_path().display()))
             .map_err(|e| e.to_string()),
@@ -492,11 +498,24 @@ fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), Stri
     Ok(())
 }
 
-async fn export(cfg: &Config, format: &str) -> Result<(), String> {
+async fn export(
+    cfg: &Config,
+    format: &str,
+    output: Option<&std::path::Path>,
+) -> Result<(), String> {
     if format != "jsonl" {
         return Err(format!("unknown format {format:?} (only jsonl)"));
     }
     let bytes = snapshot_bytes(cfg, "export").await?;
+    if let Some(path) = output {
+        if path.exists() {
+            return Err(format!("{} already exists", path.display()));
+        }
+        // Owner-only, as the store: the export holds the password hashes.
+        store::write_private(path, &bytes[..]).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("export written to {}", path.display());
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(&bytes)
         .and_then(|()| out.flush())

@@ -92,6 +92,26 @@ async fn backup_under_load_restore_and_export() {
         .filter(|l| l.contains(r#""type":"user""#))
         .count();
     assert!(users > before.len(), "{users} users exported offline");
+    // To a file: owner-only (it holds the password hashes), never over an existing one.
+    let file = dir.path().join("export.jsonl");
+    let out = posta_cmd(dir.path())
+        .args(["export", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(mode(&file), 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("$argon2id$")
+    );
+    let out = posta_cmd(dir.path())
+        .args(["export", "--output"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "no overwrite");
 
     // Restore into a fresh data dir: every user acknowledged before the backup is there.
     let fresh = tempfile::tempdir().unwrap();
