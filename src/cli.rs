@@ -259,6 +259,12 @@ async fn serve(cfg: Config) -> Result<(), String> {
         "http"
     };
     tracing::info!(addr = %local, version = crate::version::VERSION, "posta listening on {scheme}://{local}");
+    if !local.ip().is_loopback() && cfg.tls_cert.is_none() && cfg.trusted_proxies.trim().is_empty()
+    {
+        tracing::warn!(
+            "listening on {local} without TLS and without POSTA_TRUSTED_PROXIES: passwords and sessions cross the network in clear unless a TLS-terminating proxy is in front (list it in POSTA_TRUSTED_PROXIES), or set POSTA_TLS_CERT and POSTA_TLS_KEY"
+        );
+    }
     println!("listening addr={local}");
     let _ = std::io::stdout().flush();
     let ready = crate::notify::ready_after_start();

@@ -85,6 +85,11 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
                 "\n  Created the first admin account.\n    email:    {}\n    password: {pw}\n  This password is shown only once: sign in and change it.\n",
                 state.cfg.admin_email
             );
+            if state.registration_enabled() {
+                eprintln!(
+                    "  Self-registration is open: anyone who reaches this server can create an\n  account. Close it with POSTA_REGISTRATION_ENABLED=false (or the admin setting\n  registration_enabled).\n"
+                );
+            }
         }
         Ok(None) => {}
         Err(e) => return Err(RunError::Startup(e.to_string())),

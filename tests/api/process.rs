@@ -359,3 +359,40 @@ fn host_commands_never_create_a_store_and_say_where_they_looked() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("http://127.0.0.1:1/api/v1/healthz"), "{err}");
 }
+
+/// A first start says that self-registration is open and how to close it; a clean start on
+/// loopback logs no warning; listening beyond loopback with neither TLS nor a trusted proxy
+/// is warned about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_says_what_is_open_and_warns_when_exposed() {
+    async fn log_until(b: &Binary, what: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = b.stderr.lock().unwrap().clone();
+            if log.contains(what) {
+                return log;
+            }
+            assert!(std::time::Instant::now() < deadline, "no {what:?} in {log}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.env_remove("POSTA_ADMIN_PASSWORD");
+    let b = Binary::spawn(cmd);
+    b.ready().await;
+    let log = log_until(&b, "Self-registration is open").await;
+    assert!(log.contains("POSTA_REGISTRATION_ENABLED=false"), "{log}");
+    assert!(
+        !log.contains(" WARN "),
+        "a clean start warns about nothing: {log}"
+    );
+    drop(b);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = posta_cmd(dir.path());
+    cmd.env("POSTA_HOST", "0.0.0.0");
+    let b = Binary::spawn(cmd);
+    b.ready().await;
+    let log = log_until(&b, "without TLS and without POSTA_TRUSTED_PROXIES").await;
+    assert!(log.contains(" WARN "), "{log}");
+}
