@@ -197,6 +197,34 @@ impl Config {
             Some(p) => Some(p.to_owned()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
         };
+        // A secret in a file others can read is a leaked secret.
+        let in_file: Vec<&str> = ["jwt_secret", "encryption_key", "admin_password"]
+            .into_iter()
+            .filter(|k| {
+                matches!(
+                    fig.find_metadata(k),
+                    Some(figment::Metadata {
+                        source: Some(figment::Source::File(_)),
+                        ..
+                    })
+                ) && fig.find_value(k).is_ok()
+            })
+            .collect();
+        #[cfg(unix)]
+        if let Some(f) = &file
+            && !in_file.is_empty()
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f).map_or(0, |m| m.permissions().mode());
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "configuration file {} holds {} and is readable by group or others (mode {:o}): chmod 600 it, or pass secrets as systemd credentials (LoadCredential=jwt_secret:… and encryption_key:…) or environment variables",
+                    f.display(),
+                    in_file.join(", "),
+                    mode & 0o777
+                ));
+            }
+        }
         let cfg: Config = fig
             .extract()
             .map_err(|e| ConfigError(e.to_string().replace("  ", " ")))?;

@@ -396,3 +396,33 @@ async fn first_start_says_what_is_open_and_warns_when_exposed() {
     let log = log_until(&b, "without TLS and without POSTA_TRUSTED_PROXIES").await;
     assert!(log.contains(" WARN "), "{log}");
 }
+
+/// A configuration file that holds a secret and that group or others can read is warned
+/// about, by `check-config` and at start-up; an owner-only one is not.
+#[test]
+fn a_readable_file_holding_a_secret_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.toml");
+    std::fs::write(
+        &file,
+        "jwt_secret = \"file-secret-file-secret-file-secret-42\"\n",
+    )
+    .unwrap();
+    let check = || {
+        let mut c = posta_cmd(dir.path());
+        c.env_remove("POSTA_JWT_SECRET")
+            .args(["--config", file.to_str().unwrap(), "check-config"]);
+        let out = c.output().unwrap();
+        assert_ok(&out);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = check();
+    assert!(
+        err.contains("holds jwt_secret and is readable by group or others (mode 644)"),
+        "{err}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(check().is_empty());
+}
