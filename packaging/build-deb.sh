@@ -13,7 +13,12 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 install -D -m 0755 "$bin" "$stage/usr/bin/posta"
 install -D -m 0644 "$root/systemd/posta.service" "$stage/lib/systemd/system/posta.service"
-install -D -m 0644 "$root/config.toml.example" "$stage/etc/posta/config.toml"
+# The installed configuration names the service's data directory, so that host commands
+# (`sudo posta admin …`, `posta backup`) read the same store as the service.
+install -d "$stage/etc/posta"
+sed 's|^data_dir = "./data" |data_dir = "/var/lib/posta"|' "$root/config.toml.example" > "$stage/etc/posta/config.toml"
+chmod 0644 "$stage/etc/posta/config.toml"
+grep -q '^data_dir = "/var/lib/posta"' "$stage/etc/posta/config.toml" || { echo "build-deb: data_dir not set in the installed config" >&2; exit 1; }
 mkdir -p "$stage/DEBIAN"
 cat > "$stage/DEBIAN/control" <<CONTROL
 Package: posta

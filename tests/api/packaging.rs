@@ -29,10 +29,14 @@ fn systemd_unit_verifies_and_is_hardened() {
         "MemoryDenyWriteExecute=yes",
         "LoadCredential=jwt_secret",
         "ExecReload=/bin/kill -HUP $MAINPID",
-        "Environment=POSTA_DATA_DIR=/var/lib/posta",
     ] {
         assert!(unit.contains(key), "unit lacks {key:?}");
     }
+    // The data directory is in the installed configuration, where host commands see it.
+    assert!(
+        !unit.contains("POSTA_DATA_DIR"),
+        "the unit must not hide data_dir from the CLI"
+    );
     // Verify the unit as shipped, pointing ExecStart at the binary just built.
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("posta.service");
@@ -155,6 +159,35 @@ fn deb_installs_exactly_binary_unit_and_conffile() {
     assert_eq!(
         String::from_utf8_lossy(&conf.stdout).trim(),
         "/etc/posta/config.toml"
+    );
+    // The installed configuration names the service's data directory.
+    let x = tempfile::tempdir().unwrap();
+    let out = Command::new("dpkg-deb")
+        .arg("-x")
+        .arg(&deb)
+        .arg(x.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let installed = std::fs::read_to_string(x.path().join("etc/posta/config.toml")).unwrap();
+    assert!(
+        installed.contains("\ndata_dir = \"/var/lib/posta\""),
+        "{installed}"
+    );
+    // And a host command run with it looks there (the path and its source in the message).
+    let out = Command::new(x.path().join("usr/bin/posta"))
+        .env_clear()
+        .args(["--config"])
+        .arg(x.path().join("etc/posta/config.toml"))
+        .args(["admin", "list-users"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("/var/lib/posta/posta.redb")
+            && err.contains("data_dir in"),
+        "{err}"
     );
     let pkg = Command::new("dpkg-deb")
         .args(["-f"])
