@@ -501,6 +501,11 @@ fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), Stri
         file.display(),
         dest.display()
     );
+    println!(
+        "the keys travel with the store: put the encryption key it was used with at {} (or set POSTA_ENCRYPTION_KEY), and its {} (or POSTA_JWT_SECRET) for sessions to survive; the server refuses to start with another encryption key",
+        cfg.data_dir.join("encryption.key").display(),
+        cfg.data_dir.join("jwt.key").display()
+    );
     Ok(())
 }
 

@@ -63,7 +63,15 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     let store = tokio::task::spawn_blocking(move || store::Store::open_with_cache(&path, cache))
         .await
         .map_err(|e| RunError::Startup(e.to_string()))??;
+    let key_file = cfg.data_dir.join("encryption.key");
+    if cfg.encryption_key.is_none() && !key_file.exists() {
+        domain::keys::refuse_a_new_key(&store, &key_file)
+            .map_err(|e| RunError::Startup(e.to_string()))?;
+    }
     let state = AppState::new(cfg, store, clock).map_err(|e| RunError::Startup(e.to_string()))?;
+    domain::keys::check(&state)
+        .await
+        .map_err(|e| RunError::Startup(e.to_string()))?;
     let locked = domain::proof::of(&state)
         .restore_lockouts(state.now())
         .map_err(|e| RunError::Startup(e.to_string()))?;

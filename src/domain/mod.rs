@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod audit;
 pub mod export;
 pub mod factor;
+pub mod keys;
 pub mod mfa;
 pub mod oidc;
 pub mod proof;

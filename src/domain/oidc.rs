@@ -223,7 +223,7 @@ fn apply(p: &mut OauthProvider, i: ProviderInput, state: &AppState) -> Result<()
     Ok(())
 }
 
-fn secret_aad(id: Uuid) -> Vec<u8> {
+pub(crate) fn secret_aad(id: Uuid) -> Vec<u8> {
     format!("oauth-client-secret:{id}").into_bytes()
 }
 

@@ -47,3 +47,20 @@ pub fn put_settings(tx: &WriteTransaction, s: &Settings) -> Result<()> {
     tx.open_table(META)?.insert("settings", bytes.as_slice())?;
     Ok(())
 }
+
+/// The key check value of the encryption key the store's secrets are sealed with (an HMAC of
+/// a constant under the key: it tells a wrong key, never the key).
+pub fn key_check(tx: &impl Tx) -> Result<Option<[u8; 16]>> {
+    let Some(t) = tx.table(META)? else {
+        return Ok(None);
+    };
+    Ok(t.get("encryption_key_check")?
+        .and_then(|v| <[u8; 16]>::try_from(v.value()).ok()))
+}
+
+/// Record the key check value.
+pub fn set_key_check(tx: &WriteTransaction, kcv: &[u8; 16]) -> Result<()> {
+    tx.open_table(META)?
+        .insert("encryption_key_check", kcv.as_slice())?;
+    Ok(())
+}

@@ -134,6 +134,12 @@ async fn backup_under_load_restore_and_export() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // Every time, it says which keys must come with the store.
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("encryption.key") && said.contains("jwt.key"),
+        "{said}"
+    );
     let out = posta_cmd(fresh.path())
         .args(["admin", "list-users"])
         .output()

@@ -106,3 +106,94 @@ async fn v1_store_is_migrated_at_open() {
         Some(posta::store::SCHEMA_VERSION)
     );
 }
+
+/// A store and its encryption key belong together: a server finding the key missing does not
+/// make up a new one for a store with sealed secrets, a wrong key stops start-up with a clear
+/// message (before: a 500 at the first 2FA sign-in), and the right key starts it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_never_starts_with_another_encryption_key() {
+    use posta::clock::{Clock, SystemClock};
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut c = posta_cmd(dir.path());
+        c.env_remove("POSTA_ENCRYPTION_KEY");
+        c
+    };
+    let b = Binary::spawn(cmd());
+    b.ready().await;
+    let c = reqwest::Client::new();
+    let url = b.url();
+    let reg: serde_json::Value = c
+        .post(format!("{url}/api/v1/auth/register"))
+        .json(&json!({"name": "Kim", "email": "kim@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = reg["data"]["token"].as_str().unwrap().to_owned();
+    let setup: serde_json::Value = c
+        .post(format!("{url}/api/v1/users/me/2fa/setup"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = setup["data"]["secret"].as_str().unwrap().to_owned();
+    let r = c
+        .post(format!("{url}/api/v1/users/me/2fa/verify"))
+        .bearer_auth(&t)
+        .json(&json!({"code": totp(&secret, SystemClock.now())}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    b.signal(15);
+    let mut b = b;
+    b.wait_exit(20).await;
+    let key = dir.path().join("encryption.key");
+    let kept = dir.path().join("encryption.key.kept");
+    std::fs::rename(&key, &kept).unwrap();
+    // No key: refused, and none made up.
+    // The log is read by a thread of its own: wait for the line, not for a time.
+    async fn said(b: &Binary, what: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let err = b.stderr.lock().unwrap().clone();
+            if err.contains(what) || std::time::Instant::now() > deadline {
+                return err;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    let mut b = Binary::spawn(cmd());
+    assert!(!b.wait_exit(20).await.success());
+    let err = said(&b, "no key was found").await;
+    assert!(
+        err.contains("no key was found") && err.contains("encryption.key"),
+        "{err}"
+    );
+    assert!(!key.exists(), "a new key was generated");
+    // Another key: refused.
+    let mut other = cmd();
+    other.env("POSTA_ENCRYPTION_KEY", "22".repeat(32));
+    let mut b = Binary::spawn(other);
+    assert!(!b.wait_exit(20).await.success());
+    let err = said(&b, "does not match").await;
+    assert!(err.contains("does not match"), "{err}");
+    // The right one: the 2FA user signs in.
+    std::fs::rename(&kept, &key).unwrap();
+    let b = Binary::spawn(cmd());
+    b.ready().await;
+    let r = c
+        .post(format!("{}/api/v1/auth/login", b.url()))
+        .json(&json!({"email": "kim@example.com", "password": PASSWORD,
+            "two_factor_code": totp(&secret, SystemClock.now() + 30)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
