@@ -138,16 +138,7 @@ pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp>
         Sso::Authorize(slug) => {
             let (url, binding) = oidc::authorize(state, &slug, &req.client).await?;
             let mut r = response::redirect(&url);
-            response::set_cookie(
-                &mut r,
-                &cookie::scoped(
-                    req.https,
-                    BINDING_COOKIE,
-                    &binding,
-                    OAUTH_PATH,
-                    oidc::STATE_TTL,
-                ),
-            );
+            response::set_cookie(&mut r, &binding_cookie(req.https, &binding));
             Ok(r)
         }
         Sso::Callback(slug) => {
@@ -162,6 +153,11 @@ pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp>
             Ok(callback_response(state, req.https, result))
         }
     }
+}
+
+/// The cookie binding a started authorization to this browser.
+fn binding_cookie(https: bool, binding: &str) -> String {
+    cookie::scoped(https, BINDING_COOKIE, binding, OAUTH_PATH, oidc::STATE_TTL)
 }
 
 fn callback_response(state: &AppState, https: bool, result: Result<Finished, SsoError>) -> Resp {
@@ -236,16 +232,7 @@ pub async fn links(state: &AppState, route: Links, req: &mut Req, c: &Caller) ->
         Links::Start(slug) => {
             let (url, binding) = oidc::start_link(state, c, &slug, &req.client).await?;
             let mut r = response::ok(StatusCode::OK, &json!({"url": url}));
-            response::set_cookie(
-                &mut r,
-                &cookie::scoped(
-                    req.https,
-                    BINDING_COOKIE,
-                    &binding,
-                    OAUTH_PATH,
-                    oidc::STATE_TTL,
-                ),
-            );
+            response::set_cookie(&mut r, &binding_cookie(req.https, &binding));
             Ok(r)
         }
         Links::List => {

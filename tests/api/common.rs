@@ -390,6 +390,15 @@ fn unsafe_free_kill(pid: u32, sig: i32) {
     assert!(status.success());
 }
 
+/// POST `body` to a real binary's `url` (bearer `token` if given); the JSON answer.
+pub async fn post_json(c: &reqwest::Client, url: &str, token: Option<&str>, body: Value) -> Value {
+    let mut rb = c.post(url).json(&body);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    rb.send().await.unwrap().json().await.unwrap()
+}
+
 pub fn db_path(dir: &Path) -> PathBuf {
     dir.join("posta.redb")
 }

@@ -569,15 +569,13 @@ async fn a_callback_error_cannot_forge_log_lines() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let admin: Value = c
-        .post(format!("{}/api/v1/auth/login", b.url()))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = post_json(
+        &c,
+        &format!("{}/api/v1/auth/login", b.url()),
+        None,
+        json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+    )
+    .await;
     let admin = admin["data"]["token"].as_str().unwrap();
     // A plain OAuth 2.0 provider: explicit endpoints, nothing fetched to start a sign-in.
     let r = c

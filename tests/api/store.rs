@@ -123,25 +123,21 @@ async fn a_store_never_starts_with_another_encryption_key() {
     b.ready().await;
     let c = reqwest::Client::new();
     let url = b.url();
-    let reg: serde_json::Value = c
-        .post(format!("{url}/api/v1/auth/register"))
-        .json(&json!({"name": "Kim", "email": "kim@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reg = post_json(
+        &c,
+        &format!("{url}/api/v1/auth/register"),
+        None,
+        json!({"name": "Kim", "email": "kim@example.com", "password": PASSWORD}),
+    )
+    .await;
     let t = reg["data"]["token"].as_str().unwrap().to_owned();
-    let setup: serde_json::Value = c
-        .post(format!("{url}/api/v1/users/me/2fa/setup"))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let setup = post_json(
+        &c,
+        &format!("{url}/api/v1/users/me/2fa/setup"),
+        Some(&t),
+        json!({}),
+    )
+    .await;
     let secret = setup["data"]["secret"].as_str().unwrap().to_owned();
     let r = c
         .post(format!("{url}/api/v1/users/me/2fa/verify"))
