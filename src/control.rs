@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::ReadTransaction;
 
 /// An account-maintenance command from the host (`posta admin …`).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "kebab-case")]
 pub enum HostCommand {
     /// Create a user.
@@ -56,6 +56,13 @@ pub enum HostCommand {
         /// Email.
         email: String,
     },
+}
+
+/// Only the command's name: some carry a password.
+impl std::fmt::Debug for HostCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostCommand({})", self.name())
+    }
 }
 
 impl HostCommand {
@@ -269,4 +276,18 @@ pub async fn request(data_dir: &Path, cmd: &str) -> Result<Vec<u8>, String> {
         return Err(format!("truncated answer: {} of {len} bytes", buf.len()));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_command_not_its_password() {
+        let c = HostCommand::ResetPassword {
+            email: "a@example.com".into(),
+            password: "hunter2-pw".into(),
+        };
+        assert_eq!(format!("{c:?}"), "HostCommand(reset-password)");
+    }
 }

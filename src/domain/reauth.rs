@@ -16,12 +16,22 @@ use super::proof::{self, Proofs};
 use super::{Caller, ClientInfo, factor};
 
 /// A proof given with a request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum Given<'a> {
     /// The current password.
     Password(&'a str),
     /// A TOTP or recovery code.
     Code(&'a str),
+}
+
+/// Which kind of proof, never the proof.
+impl std::fmt::Debug for Given<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Given::Password(_) => "Given::Password([redacted])",
+            Given::Code(_) => "Given::Code([redacted])",
+        })
+    }
 }
 
 impl<'a> Given<'a> {
@@ -138,4 +148,22 @@ pub async fn prove(
         Given::Password(_) => Error::invalid("current_password", "is incorrect"),
         Given::Code(_) => Error::InvalidTwoFactorCode,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_proof() {
+        let shown = format!(
+            "{:?} {:?}",
+            Given::Password("hunter2-pw"),
+            Given::Code("123456")
+        );
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("123456"),
+            "{shown}"
+        );
+    }
 }
