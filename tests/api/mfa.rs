@@ -359,6 +359,43 @@ async fn the_second_step_completes_with_a_pending_token() {
     s.clock.advance(301);
     let (st, _) = second(&token, totp(&secret, s.clock_now())).await;
     assert_eq!(st, 401, "expired");
+    // Bound to the first step's address: the same token from another client is refused.
+    let s2 = TestServer::start_with(|c| c.trusted_proxies = "127.0.0.1/32".into()).await;
+    let (t2, _) = s2.register("Pia", "pia@example.com").await;
+    let (secret2, _) = enrol(&s2, &t2).await;
+    let from = |ip: &'static str, body: Value| {
+        s2.client
+            .post(format!("{}/api/v1/auth/login", s2.url))
+            .header("x-forwarded-for", ip)
+            .json(&body)
+            .send()
+    };
+    let v: Value = from(
+        "203.0.113.7",
+        json!({"email": "pia@example.com", "password": PASSWORD}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let token2 = v["data"]["pending_token"].as_str().unwrap().to_owned();
+    s2.clock.advance(30);
+    let code2 = totp(&secret2, s2.clock_now());
+    let elsewhere = from(
+        "198.51.100.9",
+        json!({"pending_token": token2, "two_factor_code": code2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status(), 401, "another address");
+    let here = from(
+        "203.0.113.7",
+        json!({"pending_token": token2, "two_factor_code": code2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(here.status(), 200, "the first step's address");
     // Neither a token nor credentials: a clear 400.
     let (st, v) = s
         .post(
