@@ -52,6 +52,19 @@ impl Env {
         v["data"].clone()
     }
 
+    /// The same IdP as plain OAuth 2.0: explicit endpoints, its userinfo answer read as is.
+    async fn plain_oauth2_provider(&self) -> Value {
+        let iss = &self.idp.issuer;
+        self.provider(json!({
+            "issuer": null,
+            "auth_url": format!("{iss}/auth"),
+            "token_url": format!("{iss}/token"),
+            "userinfo_url": format!("{iss}/me"),
+            "scopes": "openid email",
+        }))
+        .await
+    }
+
     /// Change a provider as an admin.
     async fn edit_provider(&self, p: &Value, body: Value) {
         let path = format!(
@@ -392,16 +405,7 @@ async fn an_admin_is_never_linked_by_email() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_oauth2_without_email_verified_is_unverified() {
     let e = setup().await;
-    let iss = e.idp.issuer.clone();
-    let p = e
-        .provider(json!({
-            "issuer": null,
-            "auth_url": format!("{iss}/auth"),
-            "token_url": format!("{iss}/token"),
-            "userinfo_url": format!("{iss}/me"),
-            "scopes": "openid email",
-        }))
-        .await;
+    let p = e.plain_oauth2_provider().await;
     assert_eq!(p["trust_email"], false);
     assert_eq!(
         error_from(&e.sso("silent-sam").await, &e.s.url),
@@ -417,15 +421,7 @@ async fn plain_oauth2_without_email_verified_is_unverified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_oauth2_with_explicit_endpoints() {
     let e = setup().await;
-    let iss = e.idp.issuer.clone();
-    e.provider(json!({
-        "issuer": null,
-        "auth_url": format!("{iss}/auth"),
-        "token_url": format!("{iss}/token"),
-        "userinfo_url": format!("{iss}/me"),
-        "scopes": "openid email",
-    }))
-    .await;
+    e.plain_oauth2_provider().await;
     let token = token_from(&e.sso("grace").await, &e.s.url);
     let (_, me) = e.s.get("/api/v1/users/me", Some(&token)).await;
     assert_eq!(me["data"]["email"], "grace@example.com");
