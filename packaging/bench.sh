@@ -41,9 +41,11 @@ trap cleanup EXIT
 CONNS=32
 PW=violet-tractor-41-moss
 
-wait_line() { # file -> prints the address from "listening addr=…"
+wait_line() { # file -> prints the address it listens on
   for _ in $(seq 1 500); do
-    if grep -q '^listening addr=' "$1" 2>/dev/null; then sed -n 's/^listening addr=//p' "$1" | head -1; return; fi
+    # posta's start log line ("posta listening on http://ADDR") or the example's "listening addr=ADDR"
+    a=$(sed -nE 's/.*listening (addr=|on https?:\/\/)([^ "]+).*/\2/p' "$1" 2>/dev/null | head -1)
+    if [ -n "$a" ]; then echo "$a"; return; fi
     sleep 0.01
   done
   echo "no listening line in $1" >&2; exit 1
@@ -56,7 +58,7 @@ start_posta() { # data_dir -> sets URL PID, prints time to ready
   (cd "$dir" && POSTA_DATA_DIR="$dir" POSTA_HOST=127.0.0.1 POSTA_PORT=0 POSTA_AUTH_RATE_LIMIT_ENABLED=false \
      POSTA_ADMIN_PASSWORD=Admin-bench-passphrase-9 exec "$BIN" serve >"$dir/stdout" 2>"$dir/stderr") &
   PID=$!; PIDS+=("$PID")
-  URL=http://$(wait_line "$dir/stdout")
+  URL=http://$(wait_line "$dir/stderr")
   until curl -sf "$URL/readyz" >/dev/null; do sleep 0.005; done
   t1=$(date +%s.%N)
   READY_SECS=$(echo "$t1 - $t0" | bc -l)

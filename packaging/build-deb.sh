@@ -17,7 +17,9 @@ install -D -m 0644 "$root/systemd/posta.service" "$stage/lib/systemd/system/post
 # (`sudo posta admin …`, `posta backup`) read the same store as the service.
 install -d "$stage/etc/posta"
 sed 's|^data_dir = "./data" |data_dir = "/var/lib/posta"|' "$root/config.toml.example" > "$stage/etc/posta/config.toml"
-chmod 0644 "$stage/etc/posta/config.toml"
+# Owner and group read it: the postinst gives it the `posta` group, which the service joins
+# (SupplementaryGroups=posta), so a secret written into it stays hidden from other users.
+chmod 0640 "$stage/etc/posta/config.toml"
 grep -q '^data_dir = "/var/lib/posta"' "$stage/etc/posta/config.toml" || { echo "build-deb: data_dir not set in the installed config" >&2; exit 1; }
 mkdir -p "$stage/DEBIAN"
 cat > "$stage/DEBIAN/control" <<CONTROL
@@ -35,8 +37,22 @@ echo "/etc/posta/config.toml" > "$stage/DEBIAN/conffiles"
 cat > "$stage/DEBIAN/postinst" <<'POSTINST'
 #!/bin/sh
 set -e
-if [ "$1" = "configure" ] && [ -d /run/systemd/system ]; then
-  systemctl daemon-reload || true
+# DPKG_ROOT: dpkg's installation root (empty for the running system).
+root="${DPKG_ROOT:-}"
+if [ "$1" = "configure" ]; then
+  # The service runs as a dynamic user that joins this group to read /etc/posta/config.toml.
+  if ! grep -q '^posta:' "$root/etc/group"; then
+    if [ -n "$root" ]; then groupadd --system --prefix "$root" posta; else groupadd --system posta; fi
+  fi
+  # On the first installation only: afterwards the operator's owner and mode stand.
+  if [ -z "$2" ]; then
+    gid=$(awk -F: '$1 == "posta" { print $3 }' "$root/etc/group")
+    chgrp "$gid" "$root/etc/posta/config.toml"
+    chmod 0640 "$root/etc/posta/config.toml"
+  fi
+  if [ -z "$root" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+  fi
 fi
 POSTINST
 chmod 0755 "$stage/DEBIAN/postinst"

@@ -19,9 +19,11 @@ VP=
 cleanup() { [ -n "$VP" ] && kill "$VP" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-wait_line() { # file -> the address from "listening addr=…" (valgrind starts slowly)
+wait_line() { # file -> the address it listens on (valgrind starts slowly)
   for _ in $(seq 1 1200); do
-    if grep -q '^listening addr=' "$1" 2>/dev/null; then sed -n 's/^listening addr=//p' "$1" | head -1; return; fi
+    # posta's start log line ("posta listening on http://ADDR") or the example's "listening addr=ADDR"
+    a=$(sed -nE 's/.*listening (addr=|on https?:\/\/)([^ "]+).*/\2/p' "$1" 2>/dev/null | head -1)
+    if [ -n "$a" ]; then echo "$a"; return; fi
     sleep 0.05
   done
   echo "no listening line in $1" >&2; exit 1
@@ -59,7 +61,7 @@ kill "$VP"; wait "$VP" 2>/dev/null || true
 (cd "$WORK/s" && POSTA_DATA_DIR="$WORK/s" POSTA_HOST=127.0.0.1 POSTA_PORT=0 POSTA_AUTH_RATE_LIMIT_ENABLED=false \
   exec valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" "$BIN" serve >"$WORK/s/stdout" 2>"$WORK/s/stderr") &
 VP=$!
-URL=http://$(wait_line "$WORK/s/stdout")
+URL=http://$(wait_line "$WORK/s/stderr")
 until curl -sf "$URL/readyz" >/dev/null; do sleep 0.1; done
 TOKEN=$(curl -s "$URL/api/v1/auth/login" -H 'content-type: application/json' \
   -d '{"email":"bench@example.com","password":"violet-tractor-41-moss"}' | sed 's/.*"token":"\([^"]*\)".*/\1/')

@@ -43,14 +43,34 @@ enum Cmd {
     Backup {
         /// Destination; must not exist.
         file: PathBuf,
+        /// Put the encryption key and JWT secret in too, the whole file encrypted (age, scrypt)
+        /// with a passphrase read from --passphrase-file or standard input.
+        #[arg(long)]
+        with_keys: bool,
+        /// Read the passphrase from this file's first line instead of standard input.
+        #[arg(long, requires = "with_keys")]
+        passphrase_file: Option<PathBuf>,
     },
-    /// Put a backup back as the store (server stopped).
+    /// Put a backup back as the store (server stopped); a backup written with --with-keys
+    /// asks for its passphrase and puts its keys back too.
     Restore {
         /// A file written by `posta backup`.
         file: PathBuf,
         /// Replace an existing store.
         #[arg(long)]
         force: bool,
+        /// Read the passphrase of a --with-keys backup from this file instead of standard input.
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Replace the encryption key (every sealed secret re-sealed in one transaction) and the
+    /// JWT secret (every session ends). Server stopped.
+    RotateKeys {
+        /// The new encryption key (64 hex characters) when the key is configured through
+        /// POSTA_ENCRYPTION_KEY or a credential; otherwise one is generated into the data
+        /// directory.
+        #[arg(long)]
+        new_encryption_key_file: Option<PathBuf>,
     },
     /// Rewrite the store compactly to reclaim free space (server stopped).
     Compact,
@@ -162,7 +182,13 @@ pub fn main() -> ExitCode {
     // on a missing one says where it looked and why there, and creates nothing.
     let needs_store = matches!(
         cli.cmd,
-        Some(Cmd::Admin(_) | Cmd::Backup { .. } | Cmd::Export { .. } | Cmd::Compact)
+        Some(
+            Cmd::Admin(_)
+                | Cmd::Backup { .. }
+                | Cmd::Export { .. }
+                | Cmd::Compact
+                | Cmd::RotateKeys { .. }
+        )
     );
     if needs_store && !cfg.db_path().exists() {
         drop(log_guard);
@@ -184,8 +210,23 @@ pub fn main() -> ExitCode {
         None | Some(Cmd::Serve) => rt.block_on(serve(cfg)),
         Some(Cmd::Healthcheck) => rt.block_on(healthcheck(&cfg)),
         Some(Cmd::Admin(a)) => rt.block_on(admin(cfg, a)),
-        Some(Cmd::Backup { file }) => rt.block_on(backup(&cfg, &file)),
-        Some(Cmd::Restore { file, force }) => restore(&cfg, &file, force),
+        Some(Cmd::Backup {
+            file,
+            with_keys,
+            passphrase_file,
+        }) => rt.block_on(backup(
+            &cfg,
+            &file,
+            with_keys.then_some(passphrase_file.as_deref()),
+        )),
+        Some(Cmd::Restore {
+            file,
+            force,
+            passphrase_file,
+        }) => restore(&cfg, &file, force, passphrase_file.as_deref()),
+        Some(Cmd::RotateKeys {
+            new_encryption_key_file,
+        }) => rt.block_on(rotate_keys(cfg, new_encryption_key_file.as_deref())),
         Some(Cmd::Export { format, output }) => {
             rt.block_on(export(&cfg, &format, output.as_deref()))
         }
@@ -265,8 +306,6 @@ async fn serve(cfg: Config) -> Result<(), String> {
             "listening on {local} without TLS and without POSTA_TRUSTED_PROXIES: passwords and sessions cross the network in clear unless a TLS-terminating proxy is in front (list it in POSTA_TRUSTED_PROXIES), or set POSTA_TLS_CERT and POSTA_TLS_KEY"
         );
     }
-    println!("listening addr={local}");
-    let _ = std::io::stdout().flush();
     let ready = crate::notify::ready_after_start();
     crate::run(cfg, listener, async move {
         ready.await;
@@ -449,35 +488,78 @@ async fn snapshot_bytes(cfg: &Config, cmd: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-async fn backup(cfg: &Config, file: &std::path::Path) -> Result<(), String> {
+/// `with_keys`: `Some(passphrase file or stdin)` for an encrypted backup with the keys.
+async fn backup(
+    cfg: &Config,
+    file: &std::path::Path,
+    with_keys: Option<Option<&std::path::Path>>,
+) -> Result<(), String> {
     if file.exists() {
         return Err(format!("{} already exists", file.display()));
     }
+    // Ask first: a wrong passphrase file fails before any work.
+    let sealed = match with_keys {
+        Some(p) => Some((
+            crate::keyring::current(cfg)?,
+            crate::keyring::read_passphrase(p)?,
+        )),
+        None => None,
+    };
     let bytes = snapshot_bytes(cfg, "backup").await?;
-    let partial = file.with_extension("partial");
+    // Verified as a store before it is written: the plain snapshot is checked where the store
+    // itself lives (an encrypted backup's plaintext never touches the destination's disk).
+    let check = match &sealed {
+        Some(_) => cfg.data_dir.join("backup-check.redb.tmp"),
+        None => file.with_extension("partial"),
+    };
     // Owner-only, as the store itself: a backup holds the same password hashes.
-    store::write_private(&partial, &bytes[..])
-        .map_err(|e| format!("{}: {e}", partial.display()))?;
-    let users = Store::open_read_only(&partial)
+    store::write_private(&check, &bytes[..]).map_err(|e| format!("{}: {e}", check.display()))?;
+    let verified = Store::open_read_only(&check)
         .map_err(|e| e.to_string())
-        .and_then(|s| s.read(store::user::count).map_err(|e| e.to_string()))
-        .map_err(|e| format!("verifying the backup: {e}"))?;
-    std::fs::rename(&partial, file).map_err(|e| e.to_string())?;
+        .and_then(|s| {
+            s.read(|tx| Ok((store::user::count(tx)?, store::meta::key_check(tx)?)))
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("verifying the backup: {e}"));
+    let Ok((users, kcv)) = verified else {
+        let _ = std::fs::remove_file(&check);
+        return verified.map(|_| ());
+    };
+    if let Some((keys, passphrase)) = sealed {
+        let _ = std::fs::remove_file(&check);
+        if kcv.is_some()
+            && !crate::domain::keys::is_check_value_of(kcv, keys.encryption)
+                .map_err(|e| e.to_string())?
+        {
+            return Err(crate::auth::crypto::WRONG_KEY.into());
+        }
+        let archive = crate::keyring::seal(&bytes, &keys, passphrase)?;
+        let partial = file.with_extension("partial");
+        store::write_private(&partial, &archive[..])
+            .map_err(|e| format!("{}: {e}", partial.display()))?;
+        std::fs::rename(&partial, file).map_err(|e| e.to_string())?;
+        println!(
+            "backup with keys written to {} ({users} users; encrypted with your passphrase: without it the file is useless, keep it apart from the file)",
+            file.display()
+        );
+        return Ok(());
+    }
+    std::fs::rename(&check, file).map_err(|e| e.to_string())?;
     println!("backup written to {} ({users} users)", file.display());
     println!(
-        "keep {} and {} with it (or your POSTA_ENCRYPTION_KEY / POSTA_JWT_SECRET)",
-        cfg.data_dir.join("encryption.key").display(),
-        cfg.data_dir.join("jwt.key").display()
+        "the keys are not in it: keep {} and {} (or your POSTA_ENCRYPTION_KEY / POSTA_JWT_SECRET) with it, or use --with-keys",
+        crate::keyring::encryption_key_file(cfg).display(),
+        crate::keyring::jwt_key_file(cfg).display()
     );
     Ok(())
 }
 
-fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), String> {
-    // The backup must be a readable posta store this binary understands.
-    let users = Store::open_read_only(file)
-        .map_err(|e| format!("not a usable backup: {e}"))?
-        .read(store::user::count)
-        .map_err(|e| format!("not a usable backup: {e}"))?;
+fn restore(
+    cfg: &Config,
+    file: &std::path::Path,
+    force: bool,
+    passphrase_file: Option<&std::path::Path>,
+) -> Result<(), String> {
     let dest = cfg.db_path();
     if dest.exists() {
         if !force {
@@ -489,23 +571,136 @@ fn restore(cfg: &Config, file: &std::path::Path, force: bool) -> Result<(), Stri
         // Fails with a clear message while a server holds the store.
         drop(Store::open(&dest).map_err(|e| e.to_string())?);
     }
+    let with_keys = if crate::keyring::is_sealed(file)? {
+        let passphrase = crate::keyring::read_passphrase(passphrase_file)?;
+        Some(crate::keyring::open(file, passphrase)?)
+    } else {
+        None
+    };
     store::private_dir(&cfg.data_dir).map_err(|e| e.to_string())?;
     let tmp = dest.with_extension("redb.restore");
     // Owner-only whatever the backup file's mode (`fs::copy` would carry it over).
-    std::fs::File::open(file)
-        .and_then(|from| store::write_private(&tmp, from))
-        .map_err(|e| format!("copy: {e}"))?;
+    match &with_keys {
+        Some((_, snapshot)) => store::write_private(&tmp, &snapshot[..]),
+        None => std::fs::File::open(file).and_then(|from| store::write_private(&tmp, from)),
+    }
+    .map_err(|e| format!("copy: {e}"))?;
+    // The backup must be a readable posta store this binary understands, sealed under the
+    // keys that came with it.
+    let installed = (|| {
+        let (users, kcv) = Store::open_read_only(&tmp)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                s.read(|tx| Ok((store::user::count(tx)?, store::meta::key_check(tx)?)))
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| format!("not a usable backup: {e}"))?;
+        let mut said = Vec::new();
+        if let Some((keys, _)) = &with_keys {
+            if kcv.is_some()
+                && !crate::domain::keys::is_check_value_of(kcv, keys.encryption)
+                    .map_err(|e| e.to_string())?
+            {
+                return Err("the backup's keys do not match its store".to_owned());
+            }
+            said = crate::keyring::install(cfg, keys)?;
+        }
+        Ok((users, said))
+    })();
+    let (users, said) = match installed {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     std::fs::rename(&tmp, &dest).map_err(|e| format!("rename: {e}"))?;
     println!(
         "restored {} ({users} users) into {}",
         file.display(),
         dest.display()
     );
+    for line in &said {
+        println!("{line}");
+    }
+    if with_keys.is_none() {
+        println!(
+            "the keys travel with the store: put the encryption key it was used with at {} (or set POSTA_ENCRYPTION_KEY), and its {} (or POSTA_JWT_SECRET) for sessions to survive; the server refuses to start with another encryption key",
+            crate::keyring::encryption_key_file(cfg).display(),
+            crate::keyring::jwt_key_file(cfg).display()
+        );
+    }
+    Ok(())
+}
+
+/// `posta rotate-keys`: the server stopped, the store opened here.
+async fn rotate_keys(cfg: Config, new_key_file: Option<&std::path::Path>) -> Result<(), String> {
+    use crate::keyring;
+    let store = match Store::open(&cfg.db_path()) {
+        Ok(s) => s,
+        Err(store::OpenError::Locked(_)) => {
+            return Err("the server holds the store: stop it (systemctl stop posta, docker stop posta), run rotate-keys, and start it again".into());
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let in_files = cfg.encryption_key.is_none();
+    if in_files {
+        keyring::settle(&cfg, &store)?;
+    }
+    let new_key = match new_key_file {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            crate::auth::crypto::parse_key(&text)
+                .ok_or_else(|| format!("{} does not hold 64 hex characters", p.display()))?
+        }
+        None if in_files => crate::auth::crypto::random_bytes::<32>().map_err(|e| e.to_string())?,
+        None => {
+            return Err("the encryption key is configured (POSTA_ENCRYPTION_KEY or the encryption_key credential): write a new key (openssl rand -hex 32) to a file, pass it with --new-encryption-key-file, and configure it before the next start".into());
+        }
+    };
+    let new_jwt = match cfg.jwt_secret {
+        Some(_) => None,
+        None => Some(crate::auth::crypto::random_bytes::<32>().map_err(|e| e.to_string())?),
+    };
+    let jwt_file = keyring::jwt_key_file(&cfg);
+    let cfg2 = cfg.clone();
+    let state =
+        AppState::open(cfg2, store, Arc::new(SystemClock), false).map_err(|e| e.to_string())?;
+    crate::domain::keys::check(&state)
+        .await
+        .map_err(|e| e.to_string())?;
+    if in_files {
+        keyring::stage(&cfg, &new_key, new_jwt.as_ref())?;
+    }
+    let done = crate::domain::keys::rotate(&state, new_key)
+        .await
+        .map_err(|e| e.to_string())?;
+    if in_files {
+        keyring::settle(&cfg, &state.store)?;
+    } else if let Some(j) = &new_jwt {
+        keyring::write_key_file(&jwt_file, crate::auth::crypto::to_hex(j).as_bytes())?;
+    }
     println!(
-        "the keys travel with the store: put the encryption key it was used with at {} (or set POSTA_ENCRYPTION_KEY), and its {} (or POSTA_JWT_SECRET) for sessions to survive; the server refuses to start with another encryption key",
-        cfg.data_dir.join("encryption.key").display(),
-        cfg.data_dir.join("jwt.key").display()
+        "keys rotated: {} TOTP secrets and {} provider secrets re-sealed, {} sessions ended (everyone signs in again; recovery codes stay valid)",
+        done.totp, done.provider_secrets, done.sessions
     );
+    if in_files {
+        println!(
+            "new keys in {} and {}; the old encryption key is kept as {} because backups taken before now need it: delete it once they are gone (or if it leaked, after taking a new backup)",
+            keyring::encryption_key_file(&cfg).display(),
+            jwt_file.display(),
+            keyring::encryption_key_file(&cfg)
+                .with_extension("key.previous")
+                .display()
+        );
+    } else {
+        println!(
+            "configure the new encryption key (POSTA_ENCRYPTION_KEY or the encryption_key credential) before the next start: the server refuses the old one"
+        );
+    }
+    if new_jwt.is_none() {
+        println!("set POSTA_JWT_SECRET to a new value before the next start");
+    }
     Ok(())
 }
 

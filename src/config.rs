@@ -214,9 +214,14 @@ impl Config {
         if let Some(f) = &file
             && !in_file.is_empty()
         {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(f).map_or(0, |m| m.permissions().mode());
-            if mode & 0o077 != 0 {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(f).ok();
+            let mode = meta.as_ref().map_or(0, |m| m.permissions().mode());
+            // The packaged file is root:posta 0640: the service's own group may read it.
+            let service_group =
+                meta.is_some_and(|m| group_name(m.gid()).as_deref() == Some("posta"));
+            let exposed = if service_group { 0o007 } else { 0o077 };
+            if mode & exposed != 0 {
                 warnings.push(format!(
                     "configuration file {} holds {} and is readable by group or others (mode {:o}): chmod 600 it, or pass secrets as systemd credentials (LoadCredential=jwt_secret:… and encryption_key:…) or environment variables",
                     f.display(),
@@ -429,6 +434,18 @@ pub fn parse_net(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<ipnet::IpNet>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+}
+
+/// The name of group `gid` in /etc/group.
+#[cfg(unix)]
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?.parse::<u32>().ok()?;
+        (id == gid).then(|| name.to_owned())
+    })
 }
 
 #[cfg(test)]

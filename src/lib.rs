@@ -15,6 +15,7 @@ pub mod control;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod keyring;
 pub mod log_sink;
 pub mod logsafe;
 pub mod metrics;
@@ -63,6 +64,13 @@ pub async fn open_state(cfg: Config, clock: Arc<dyn Clock>) -> Result<AppState, 
     let store = tokio::task::spawn_blocking(move || store::Store::open_with_cache(&path, cache))
         .await
         .map_err(|e| RunError::Startup(e.to_string()))??;
+    // A rotation stopped between the store's commit and the key files' rename ends here.
+    if cfg.encryption_key.is_none() {
+        let store = &store;
+        if keyring::settle(&cfg, store).map_err(RunError::Startup)? {
+            tracing::warn!("completed an interrupted key rotation: the new key files are in place");
+        }
+    }
     let key_file = cfg.data_dir.join("encryption.key");
     if cfg.encryption_key.is_none() && !key_file.exists() {
         domain::keys::refuse_a_new_key(&store, &key_file)

@@ -92,6 +92,15 @@ impl AppState {
                 .ok_or_else(|| Error::Internal("encryption_key is not 32 bytes".into()))?,
             None => load_or_create_key(&cfg.data_dir.join("encryption.key"), create_keys)?,
         };
+        let mut sealer = Sealer::new(enc_key);
+        if let Some(sealed) = store.read(crate::store::meta::code_key_sealed)? {
+            let code_key = sealer
+                .open(&sealed, crypto::CODE_KEY_AAD)
+                .ok()
+                .and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok())
+                .ok_or_else(|| Error::Internal(crypto::WRONG_KEY.into()))?;
+            sealer = sealer.with_code_key(code_key);
+        }
         let cost = cost(&cfg);
         let dummy_hash = crate::auth::password::hash("posta-dummy-password-for-timing", cost)?;
         let settings = store.read(crate::store::meta::settings)?;
@@ -102,7 +111,7 @@ impl AppState {
         let cors_origins = cfg.cors_origin_list();
         Ok(Self(Arc::new(Inner {
             jwt: JwtKeys::new(&jwt_secret, &cfg.jwt_issuer),
-            sealer: Sealer::new(enc_key),
+            sealer,
             clock,
             hash_pool: HashPool::new(permits),
             dummy_hash,

@@ -31,12 +31,10 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 #[must_use]
 pub fn parse_key(s: &str) -> Option<[u8; 32]> {
     let s = s.trim();
-    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let mut out = [0u8; 32];
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        return Some(out);
+    if s.len() == 64
+        && let Some(k) = from_hex(s)
+    {
+        return k.try_into().ok();
     }
     let b = base64::engine::general_purpose::STANDARD
         .decode(s)
@@ -45,16 +43,38 @@ pub fn parse_key(s: &str) -> Option<[u8; 32]> {
     b.try_into().ok()
 }
 
+/// Bytes from hex text; `None` unless every pair of characters is a hex byte.
+#[must_use]
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
 /// Hex rendering of a key, as written to the key file.
 #[must_use]
 pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// What a server or command says when the key it was given is not the store's.
+pub const WRONG_KEY: &str = "the encryption key does not match the one this store's secrets are sealed with (POSTA_ENCRYPTION_KEY, $CREDENTIALS_DIRECTORY/encryption_key, or encryption.key in the data directory): use the key that came with this store; a new key would make every 2FA sign-in fail";
+
+/// Associated data of the sealed recovery-code hash key in the store's meta table.
+pub const CODE_KEY_AAD: &[u8] = b"posta recovery-code hash key";
+
 /// The instance's secret for data at rest: sealing secrets and keying hashes.
 #[derive(Clone)]
 pub struct Sealer {
     key: [u8; 32],
+    /// Keys the recovery-code hashes. It is the encryption key until the first rotation,
+    /// which keeps the old key for this alone (sealed under the new one): the codes exist
+    /// only as hashes, so they cannot be re-keyed, and users must not lose them.
+    code_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -67,7 +87,20 @@ impl Sealer {
     /// A sealer over a 32-byte key.
     #[must_use]
     pub fn new(key: [u8; 32]) -> Self {
-        Self { key }
+        Self { key, code_key: key }
+    }
+
+    /// The same sealer, hashing recovery codes under `code_key` (see the field).
+    #[must_use]
+    pub fn with_code_key(mut self, code_key: [u8; 32]) -> Self {
+        self.code_key = code_key;
+        self
+    }
+
+    /// The key recovery codes are hashed under, to carry over to a new encryption key.
+    #[must_use]
+    pub fn code_key(&self) -> [u8; 32] {
+        self.code_key
     }
 
     /// Encrypt and authenticate: `nonce(24) || ciphertext`. `aad` binds it to its owner.
@@ -100,13 +133,22 @@ impl Sealer {
             })
     }
 
-    /// HMAC-SHA256 under the instance key, for low-entropy one-time codes.
+    /// HMAC-SHA256 under the encryption key (the store's key check value).
     pub fn keyed_hash(&self, data: &[u8]) -> Result<[u8; 32]> {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .map_err(|_| Error::Internal("hmac key".into()))?;
-        m.update(data);
-        Ok(m.finalize().into_bytes().into())
+        hmac(&self.key, data)
     }
+
+    /// HMAC-SHA256 for low-entropy one-time codes, under the code key.
+    pub fn code_hash(&self, data: &[u8]) -> Result<[u8; 32]> {
+        hmac(&self.code_key, data)
+    }
+}
+
+fn hmac(key: &[u8; 32], data: &[u8]) -> Result<[u8; 32]> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .map_err(|_| Error::Internal("hmac key".into()))?;
+    m.update(data);
+    Ok(m.finalize().into_bytes().into())
 }
 
 #[cfg(test)]

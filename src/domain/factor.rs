@@ -20,7 +20,7 @@ pub fn recovery_hash(state: &AppState, user: Uuid, code: &str) -> Result<[u8; 32
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    state.sealer.keyed_hash(format!("{user}:{norm}").as_bytes())
+    state.sealer.code_hash(format!("{user}:{norm}").as_bytes())
 }
 
 /// Check a TOTP or recovery code for `u` and consume it (advance the step or burn the

@@ -64,3 +64,17 @@ pub fn set_key_check(tx: &WriteTransaction, kcv: &[u8; 16]) -> Result<()> {
         .insert("encryption_key_check", kcv.as_slice())?;
     Ok(())
 }
+
+/// The recovery-code hash key, sealed under the encryption key, once a rotation kept it.
+pub fn code_key_sealed(tx: &impl Tx) -> Result<Option<Vec<u8>>> {
+    let Some(t) = tx.table(META)? else {
+        return Ok(None);
+    };
+    Ok(t.get("code_key_sealed")?.map(|v| v.value().to_vec()))
+}
+
+/// Record the sealed recovery-code hash key.
+pub fn set_code_key_sealed(tx: &WriteTransaction, sealed: &[u8]) -> Result<()> {
+    tx.open_table(META)?.insert("code_key_sealed", sealed)?;
+    Ok(())
+}

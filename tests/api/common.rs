@@ -297,7 +297,7 @@ pub fn posta_cmd(data_dir: &Path) -> Command {
 }
 
 impl Binary {
-    /// Spawn and wait for the `listening addr=` line.
+    /// Spawn and wait for the `posta listening on` log line.
     pub fn spawn(cmd: Command) -> Self {
         Self::spawn_on(cmd, std::io::pipe().unwrap())
     }
@@ -313,22 +313,36 @@ impl Binary {
         // when the process does.
         drop(cmd);
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let line = lines.next().expect("no output").unwrap();
-        let addr = line
-            .strip_prefix("listening addr=")
-            .unwrap_or_else(|| panic!("unexpected: {line}"))
-            .to_owned();
-        std::thread::spawn(move || for _ in lines {});
+        std::thread::spawn(move || for _ in BufReader::new(stdout).lines() {});
+        // The address comes from the start-up log line on stderr, text or JSON:
+        // `posta listening on http://ADDR`.
         let stderr = Arc::new(std::sync::Mutex::new(String::new()));
         let sink = stderr.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut tx = Some(tx);
             for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http")
+                    && let Some(t) = tx.take()
+                {
+                    let rest = &line[at..];
+                    let rest = &rest[rest.find("://").unwrap() + 3..];
+                    let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                    let _ = t.send(rest[..end].to_owned());
+                }
                 let mut s = sink.lock().unwrap();
                 s.push_str(&line);
                 s.push('\n');
             }
         });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no `listening on` line; stderr:\n{}",
+                    stderr.lock().unwrap()
+                )
+            });
         Self {
             child,
             addr,

@@ -189,6 +189,62 @@ fn deb_installs_exactly_binary_unit_and_conffile() {
             && err.contains("data_dir in"),
         "{err}"
     );
+    // The configuration ships owner and group readable; the postinst (run here under a
+    // DPKG_ROOT holding a copy of the account files) creates the `posta` group, which the
+    // unit's service joins, and gives the file to it.
+    let listing = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("-rw-r----- ") && l.ends_with("./etc/posta/config.toml")),
+        "{listing}"
+    );
+    let unit = std::fs::read_to_string(root().join("systemd/posta.service")).unwrap();
+    assert!(unit.contains("\nSupplementaryGroups=posta\n"));
+    if is_root() {
+        let ctl = tempfile::tempdir().unwrap();
+        let out = Command::new("dpkg-deb")
+            .arg("-e")
+            .arg(&deb)
+            .arg(ctl.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        std::fs::create_dir_all(x.path().join("etc")).unwrap();
+        for f in ["passwd", "group", "shadow", "gshadow"] {
+            let _ = std::fs::copy(Path::new("/etc").join(f), x.path().join("etc").join(f));
+        }
+        let conf_path = x.path().join("etc/posta/config.toml");
+        std::fs::set_permissions(
+            &conf_path,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+        let out = Command::new(ctl.path().join("postinst"))
+            .arg("configure")
+            .env("DPKG_ROOT", x.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let groups = std::fs::read_to_string(x.path().join("etc/group")).unwrap();
+        let gid: u32 = groups
+            .lines()
+            .find_map(|l| l.strip_prefix("posta:x:"))
+            .and_then(|rest| rest.split(':').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        let meta = std::fs::metadata(&conf_path).unwrap();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!(
+            (meta.gid(), meta.permissions().mode() & 0o777),
+            (gid, 0o640)
+        );
+    }
     let pkg = Command::new("dpkg-deb")
         .args(["-f"])
         .arg(&deb)
@@ -259,4 +315,14 @@ fn forward_auth_examples_pass_every_identity_header() {
             );
         }
     }
+}
+
+/// Whether the tests run as root (as `.ci/run` does): the postinst's group creation needs it.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
 }
