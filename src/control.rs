@@ -135,7 +135,7 @@ pub async fn execute(state: &AppState, cmd: HostCommand) -> Result<String, Strin
         }
         HostCommand::ListUsers => {
             use std::fmt::Write;
-            let all = admin::list_users(state, None, 1, usize::MAX).map_err(e)?;
+            let all = admin::list_users(state, None, 0, usize::MAX).map_err(e)?;
             let mut out = format!(
                 "{:<36}  {:<6}  {:<6}  {:<3}  email\n",
                 "id", "role", "active", "2fa"

@@ -77,6 +77,11 @@ pub struct User {
     pub email_verified_at: Option<i64>,
     /// How the account came to be.
     pub origin: Origin,
+    /// When a scheduled deletion happens (the account is deactivated until then; an admin
+    /// can cancel it).
+    pub scheduled_deletion_at: Option<i64>,
+    /// Whether a sign-in from a new browser is mailed to the owner.
+    pub login_alerts: bool,
 }
 
 /// How an account came to be: it decides whether an identity provider may be linked to it by
@@ -128,6 +133,8 @@ impl User {
             pending_totp: None,
             email_verified_at: None,
             origin: Origin::Unknown,
+            scheduled_deletion_at: None,
+            login_alerts: true,
         }
     }
 
@@ -222,6 +229,14 @@ pub struct Settings {
     pub login_rate_limit_window_minutes: u32,
     /// How recent a session's last proof of identity must be for a sensitive change.
     pub reauth_window_minutes: u32,
+    /// Days between a deletion request and the deletion.
+    pub account_deletion_grace_days: u32,
+    /// Audit events older than this many days are pruned (0 keeps them, up to the count
+    /// bound).
+    pub audit_log_retention_days: u32,
+    /// An unverified account reaches only its profile until its email is verified. It can be
+    /// turned on only where mail can be sent (a verification link must reach the user).
+    pub require_email_verification: bool,
 }
 
 impl Default for Settings {
@@ -233,6 +248,9 @@ impl Default for Settings {
             login_rate_limit_count: 10,
             login_rate_limit_window_minutes: 15,
             reauth_window_minutes: 10,
+            account_deletion_grace_days: 7,
+            audit_log_retention_days: 90,
+            require_email_verification: false,
         }
     }
 }
@@ -294,10 +312,38 @@ pub struct OauthProvider {
     /// Accounts with Posta 2FA sign in through this provider without Posta's second step (the
     /// provider owns the second factor). Off: they get Posta's code step after the provider.
     pub skip_local_2fa: bool,
+    /// Left off the login page's list (its authorize URL still works).
+    pub hidden: bool,
     /// Creation time.
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+}
+
+/// A user's own preferences (Posta's `/users/me/settings` object), as typed values by key.
+/// The keys this appliance acts on and the others a dashboard stores are all validated
+/// against `domain::prefs::KEYS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPrefs {
+    /// Values set by the user; a key not here has its default.
+    pub values: Vec<(String, PrefValue)>,
+    /// First saved.
+    pub created_at: i64,
+    /// Last saved.
+    pub updated_at: i64,
+}
+
+/// One preference's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PrefValue {
+    /// No value (a nullable field).
+    Null,
+    /// A switch.
+    Bool(bool),
+    /// A number.
+    Int(i64),
+    /// Text.
+    Text(String),
 }
 
 /// A user's link to an identity-provider account.

@@ -44,6 +44,8 @@ pub struct Inner {
     /// `settings.two_factor_required`, readable without the lock: every session request asks,
     /// and a read lock writes its reader count to a line both cores share.
     two_factor_required: AtomicBool,
+    /// `settings.require_email_verification`, read the same way (every user object shows it).
+    email_verification_required: AtomicBool,
     /// Login/register throttling.
     pub limiter: Limiter,
     /// Pending `last_used_at` updates of API keys.
@@ -116,6 +118,7 @@ impl AppState {
             hash_pool: HashPool::new(permits),
             dummy_hash,
             two_factor_required: AtomicBool::new(settings.two_factor_required),
+            email_verification_required: AtomicBool::new(settings.require_email_verification),
             settings: RwLock::new(settings),
             limiter: Limiter::new(cfg.throttle_ipv6_prefix),
             key_usage: KeyUsage::default(),
@@ -150,6 +153,12 @@ impl AppState {
         self.two_factor_required.load(Ordering::Acquire)
     }
 
+    /// Whether the platform requires verified email addresses.
+    #[must_use]
+    pub fn email_verification_required(&self) -> bool {
+        self.email_verification_required.load(Ordering::Acquire)
+    }
+
     /// Publish the committed settings after an update. They are read from the store under
     /// the cache's write lock: of two updates finishing together, whichever publishes last
     /// reads the later commit, so the cache never goes back to an older value.
@@ -161,6 +170,8 @@ impl AppState {
         let s = self.store.read(crate::store::meta::settings)?;
         self.two_factor_required
             .store(s.two_factor_required, Ordering::Release);
+        self.email_verification_required
+            .store(s.require_email_verification, Ordering::Release);
         *g = s;
         Ok(())
     }

@@ -370,9 +370,9 @@ function usersSection() {
   const sec = h('section', { id: 'users' }, h('h2', {}, 'Users'));
   const out = h('div', { 'aria-live': 'polite' });
   const list = h('div', { class: 'table-wrap' });
-  let page = 1; let search = '';
+  let page = 0; let search = '';
   const pager = h('div', {});
-  const searchForm = h('form', { class: 'row', role: 'search', onsubmit: e => { e.preventDefault(); search = e.target.elements.q.value; page = 1; load(); } },
+  const searchForm = h('form', { class: 'row', role: 'search', onsubmit: e => { e.preventDefault(); search = e.target.elements.q.value; page = 0; load(); } },
     h('div', {}, ...field('Search name or email', { name: 'q', type: 'search', id: 'user-search' })), h('button', { type: 'submit' }, 'Search'));
   const act = async (method, path, body, done) => {
     const r = await api(method, path, body);
@@ -394,9 +394,9 @@ function usersSection() {
           h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/revoke-sessions`, undefined, 'Sessions ended.') }, 'End sessions'),
           h('button', { class: 'danger', onclick: () => { if (confirm(`Delete ${u.email}?`)) act('DELETE', `/api/v1/admin/users/${u.id}`, undefined, 'User deleted.'); } }, 'Delete')))))));
     const p = r.json.pageable;
-    pager.replaceChildren(h('span', { class: 'muted' }, `Page ${p.current_page} of ${Math.max(p.total_pages, 1)} · ${p.total_elements} users `),
-      h('button', { class: 'secondary', disabled: page <= 1, onclick: () => { page--; load(); } }, 'Previous'),
-      h('button', { class: 'secondary', disabled: page >= p.total_pages, onclick: () => { page++; load(); } }, 'Next'));
+    pager.replaceChildren(h('span', { class: 'muted' }, `Page ${p.current_page + 1} of ${Math.max(p.total_pages, 1)} · ${p.total_elements} users `),
+      h('button', { class: 'secondary', disabled: page <= 0, onclick: () => { page--; load(); } }, 'Previous'),
+      h('button', { class: 'secondary', disabled: page + 1 >= p.total_pages, onclick: () => { page++; load(); } }, 'Next'));
   }
   const create = h('form', { id: 'create-user-form', onsubmit: async e => {
     e.preventDefault();
@@ -495,8 +495,8 @@ function auditSection() {
   const sec = h('section', { id: 'audit' }, h('h2', {}, 'Audit log'));
   const list = h('div', { class: 'table-wrap' });
   const pager = h('div', {});
-  let page = 1; let type = ''; let user = '';
-  const filters = h('form', { class: 'row', onsubmit: e => { e.preventDefault(); type = e.target.elements.type.value; user = e.target.elements.user_id.value; page = 1; load(); } },
+  let page = 0; let type = ''; let user = '';
+  const filters = h('form', { class: 'row', onsubmit: e => { e.preventDefault(); type = e.target.elements.type.value; user = e.target.elements.user_id.value; page = 0; load(); } },
     h('div', {}, ...field('Event type (e.g. login, login.failure)', { name: 'type', type: 'text' })),
     h('div', {}, ...field('User id', { name: 'user_id', type: 'text' })),
     h('button', { type: 'submit' }, 'Filter'));

@@ -296,6 +296,21 @@ pub fn settings_view(s: &Settings) -> Vec<SettingView> {
             value: s.reauth_window_minutes.to_string(),
             kind: "int",
         },
+        SettingView {
+            key: "account_deletion_grace_days",
+            value: s.account_deletion_grace_days.to_string(),
+            kind: "int",
+        },
+        SettingView {
+            key: "audit_log_retention_days",
+            value: s.audit_log_retention_days.to_string(),
+            kind: "int",
+        },
+        SettingView {
+            key: "require_email_verification",
+            value: s.require_email_verification.to_string(),
+            kind: "bool",
+        },
     ]
 }
 
@@ -343,6 +358,20 @@ fn apply_settings(s: &mut Settings, updates: &[(String, Value, Option<String>)])
                 s.login_rate_limit_window_minutes = as_int(key, v, 1, 10_080)?;
             }
             "reauth_window_minutes" => s.reauth_window_minutes = as_int(key, v, 1, 1_440)?,
+            "account_deletion_grace_days" => {
+                s.account_deletion_grace_days = as_int(key, v, 0, 365)?;
+            }
+            "audit_log_retention_days" => s.audit_log_retention_days = as_int(key, v, 0, 3_650)?,
+            "require_email_verification" => {
+                // A verification link must be able to reach the user: without outgoing mail
+                // (this server sends none yet) every unverified account would be stuck.
+                if as_bool(key, v)? {
+                    return Err(Error::BadRequest(format!(
+                        "setting {key}: needs outgoing mail (SMTP), which this server does not send; unverified accounts could never verify"
+                    )));
+                }
+                s.require_email_verification = false;
+            }
             "allowed_signup_domains" => {
                 let Value::String(text) = v else {
                     return Err(Error::BadRequest(format!(
@@ -413,7 +442,7 @@ pub fn events(
     };
     let (items, total) = state
         .store
-        .read(|tx| store::audit::page(tx, filter, (page - 1) * size, size))?;
+        .read(|tx| store::audit::page(tx, filter, page.saturating_mul(size), size))?;
     Ok(Page {
         items,
         page,

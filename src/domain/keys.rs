@@ -222,6 +222,7 @@ mod tests {
             enabled: true,
             trust_email: false,
             skip_local_2fa: false,
+            hidden: false,
             created_at: 1,
             updated_at: 1,
         };

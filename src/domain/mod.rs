@@ -125,7 +125,7 @@ impl Actor<'_> {
 pub struct Page<T> {
     /// Items of this page.
     pub items: Vec<T>,
-    /// 1-based page number.
+    /// Page number, counting from 0 as Posta does.
     pub page: usize,
     /// Page size.
     pub size: usize,
@@ -140,7 +140,7 @@ impl<T> Page<T> {
         let total = all.len();
         let items = all
             .into_iter()
-            .skip((page - 1).saturating_mul(size))
+            .skip(page.saturating_mul(size))
             .take(size)
             .collect();
         Self {

@@ -116,6 +116,8 @@ pub struct ProviderInput {
     pub trust_email: Option<bool>,
     /// The provider owns the second factor: no Posta code step after it.
     pub skip_local_2fa: Option<bool>,
+    /// Left off the login page's list.
+    pub hidden: Option<bool>,
 }
 
 fn valid_url(field: &'static str, v: Option<String>) -> Result<Option<String>> {
@@ -211,6 +213,9 @@ fn apply(p: &mut OauthProvider, i: ProviderInput, state: &AppState) -> Result<()
     if let Some(t) = i.skip_local_2fa {
         p.skip_local_2fa = t;
     }
+    if let Some(h) = i.hidden {
+        p.hidden = h;
+    }
     if p.kind == ProviderKind::Oidc
         && p.issuer.is_none()
         && (p.auth_url.is_none() || p.token_url.is_none() || p.userinfo_url.is_none())
@@ -262,6 +267,7 @@ pub async fn create_provider(
         enabled: true,
         trust_email: false,
         skip_local_2fa: false,
+        hidden: false,
         created_at: now,
         updated_at: now,
     };
@@ -353,6 +359,17 @@ pub fn enabled_providers(state: &AppState) -> Result<Vec<OauthProvider>> {
         .into_iter()
         .filter(|p| p.enabled)
         .collect())
+}
+
+/// `POST /auth/oauth/discover`: the enabled provider (hidden ones included: discovery is
+/// what they are for) whose allowed domains hold the email's domain. Only providers are
+/// read, never users, so the answer says nothing about accounts.
+pub fn discover(state: &AppState, email: &str) -> Result<Option<OauthProvider>> {
+    let email = user::canonical(state, email)?;
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    Ok(enabled_providers(state)?
+        .into_iter()
+        .find(|p| p.allowed_domains.iter().any(|d| d == domain)))
 }
 
 fn redirect_uri(state: &AppState) -> Result<String> {
@@ -942,6 +959,7 @@ mod tests {
             enabled: true,
             trust_email: false,
             skip_local_2fa: false,
+            hidden: false,
             created_at: 1,
             updated_at: 1,
         };

@@ -85,14 +85,17 @@ fn profile(state: &AppState, c: &Caller, u: &crate::model::User) -> Result<Resp>
     {
         return Ok(response::ok(
             StatusCode::OK,
-            &UserView::profile(u, linked_providers),
+            &UserView::profile(state, u, linked_providers),
         ));
     }
     let slugs: Vec<String> = crate::domain::oidc::links(state, c)?
         .into_iter()
         .filter_map(|(_, p)| p.map(|p| p.slug))
         .collect();
-    Ok(response::ok(StatusCode::OK, &UserView::profile(u, &slugs)))
+    Ok(response::ok(
+        StatusCode::OK,
+        &UserView::profile(state, u, &slugs),
+    ))
 }
 
 fn message(m: &str) -> Resp {
@@ -109,7 +112,7 @@ pub fn me(state: &AppState, c: &Caller) -> Result<Resp> {
         return profile(state, c, &c.user);
     };
     let body = rendered::profile(c, || {
-        response::envelope(&UserView::profile(&c.user, linked_providers))
+        response::envelope(&UserView::profile(state, &c.user, linked_providers))
             .ok()
             .map(Bytes::from)
     })

@@ -78,12 +78,12 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             let verified = b.email_verified.unwrap_or(true);
             let u = admin::create_user(state, actor, &b.name, &b.email, &b.password, r, verified)
                 .await?;
-            Ok(response::ok(StatusCode::CREATED, &UserView::from(&u)))
+            Ok(response::ok(StatusCode::CREATED, &UserView::of(state, &u)))
         }
         Admin::ListUsers => {
             let (page, size) = req.paging()?;
             let p = admin::list_users(state, req.query("search").as_deref(), page, size)?;
-            Ok(response::paged(&p, UserView::from))
+            Ok(response::paged(&p, |u| UserView::of(state, u)))
         }
         Admin::UpdateUser(id) => {
             let b: UpdateUser = req.json().await?;
@@ -94,7 +94,7 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
                 email_verified: b.email_verified,
             };
             let u = admin::update_user(state, Actor::Admin(c, &client), id, patch).await?;
-            Ok(response::ok(StatusCode::OK, &UserView::from(&u)))
+            Ok(response::ok(StatusCode::OK, &UserView::of(state, &u)))
         }
         Admin::DeleteUser(id) => {
             admin::delete_user(state, c, id, &client).await?;

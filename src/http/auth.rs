@@ -42,7 +42,7 @@ struct RegisterRequest {
 fn signed_in(state: &AppState, https: bool, status: StatusCode, s: &SignedIn) -> Resp {
     let mut data = json!({
         "token": s.token,
-        "user": UserView::from(&s.user),
+        "user": UserView::of(state, &s.user),
         "expires_at": crate::clock::rfc3339(s.expires_at),
     });
     if s.two_factor_setup_required {
@@ -155,10 +155,17 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
 }
 
 /// `GET /info` (public unless `info_public = false`).
-pub fn info() -> Resp {
+pub fn info(state: &AppState) -> Resp {
+    // `commit_id` is Posta's name for the commit; `commit` stays for earlier clients.
     response::ok(
         StatusCode::OK,
-        &json!({"name": "posta", "version": crate::version::VERSION, "commit": crate::version::COMMIT}),
+        &json!({
+            "name": "posta",
+            "version": crate::version::VERSION,
+            "commit": crate::version::COMMIT,
+            "commit_id": crate::version::COMMIT,
+            "openapi_docs": state.cfg.openapi_docs,
+        }),
     )
 }
 

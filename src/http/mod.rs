@@ -275,7 +275,7 @@ fn route(
     // request; the others own it in a future.
     Ok(match endpoint {
         Endpoint::Verify => Step::Now(auth::verify(&req, signed_in(caller.as_ref())?)),
-        Endpoint::Info => Step::Now(Ok(auth::info())),
+        Endpoint::Info => Step::Now(Ok(auth::info(state))),
         Endpoint::Me => Step::Now(account::me(state, signed_in(caller.as_ref())?)),
         Endpoint::Probe(p) => Step::Now(auth::probe(state, p)),
         Endpoint::SignIn(s) => later(state, req, move |state, mut req| async move {

@@ -49,6 +49,7 @@ struct ProviderBody {
     enabled: Option<bool>,
     trust_email: Option<bool>,
     skip_local_2fa: Option<bool>,
+    hidden: Option<bool>,
 }
 
 impl From<ProviderBody> for ProviderInput {
@@ -72,6 +73,7 @@ impl From<ProviderBody> for ProviderInput {
             enabled: b.enabled,
             trust_email: b.trust_email,
             skip_local_2fa: b.skip_local_2fa,
+            hidden: b.hidden,
         }
     }
 }
@@ -96,6 +98,7 @@ struct ProviderView {
     enabled: bool,
     trust_email: bool,
     skip_local_2fa: bool,
+    hidden: bool,
     created_at: String,
     updated_at: String,
 }
@@ -119,6 +122,7 @@ impl From<&OauthProvider> for ProviderView {
             enabled: p.enabled,
             trust_email: p.trust_email,
             skip_local_2fa: p.skip_local_2fa,
+            hidden: p.hidden,
             created_at: crate::clock::rfc3339(p.created_at),
             updated_at: crate::clock::rfc3339(p.updated_at),
         }
@@ -129,11 +133,31 @@ impl From<&OauthProvider> for ProviderView {
 pub async fn public(state: &AppState, route: Sso, req: &mut Req) -> Result<Resp> {
     match route {
         Sso::Providers => {
-            let list: Vec<_> = oidc::enabled_providers(state)?
+            let enabled = oidc::enabled_providers(state)?;
+            let list: Vec<_> = enabled
                 .iter()
+                .filter(|p| !p.hidden)
                 .map(|p| json!({"id": p.id, "slug": p.slug, "name": p.name, "type": p.kind.as_str()}))
                 .collect();
-            Ok(response::ok(StatusCode::OK, &json!({"providers": list})))
+            // Hidden providers still make SSO available (through discovery by email domain).
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"providers": list, "sso_available": !enabled.is_empty()}),
+            ))
+        }
+        Sso::Discover => {
+            #[derive(Deserialize)]
+            struct Body {
+                email: String,
+            }
+            let b: Body = req.json().await?;
+            match oidc::discover(state, &b.email)? {
+                Some(p) => Ok(response::ok(
+                    StatusCode::OK,
+                    &json!({"slug": p.slug, "name": p.name, "type": p.kind.as_str()}),
+                )),
+                None => Err(Error::NotFound("identity provider for this domain")),
+            }
         }
         Sso::Authorize(slug) => {
             let (url, binding) = oidc::authorize(state, &slug, &req.client).await?;
@@ -178,7 +202,7 @@ fn callback_response(state: &AppState, https: bool, result: Result<Finished, Sso
         }
         (Ok(Finished::SignedIn(s)), None) => response::ok(
             StatusCode::OK,
-            &json!({"token": s.token, "user": UserView::from(&s.user)}),
+            &json!({"token": s.token, "user": UserView::of(state, &s.user)}),
         ),
         (Err(SsoError::SecondFactor(token)), Some(web)) => {
             // The token rides in the fragment: it never reaches a server's log.

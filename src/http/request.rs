@@ -116,7 +116,8 @@ impl Req {
             .map(|(_, v)| v.into_owned())
     }
 
-    /// `?page=&size=` with the API's rules: pages from 1 (0 means 1), size 1..=100 (default 20).
+    /// `?page=&size=` with the API's rules: pages count from 0 (Posta's dashboards ask for
+    /// `page=0` first), size 1..=100 (default 20).
     pub fn paging(&self) -> Result<(usize, usize)> {
         let num = |n: &str, d: usize| -> Result<usize> {
             match self.query(n) {
@@ -127,7 +128,7 @@ impl Req {
                     .map_err(|_| Error::BadRequest(format!("query {n} must be a number"))),
             }
         };
-        let page = num("page", 1)?.max(1);
+        let page = num("page", 0)?;
         let size = num("size", 20)?;
         if !(1..=100).contains(&size) {
             return Err(Error::BadRequest(

@@ -76,6 +76,7 @@ pub enum SignIn {
 #[allow(missing_docs)]
 pub enum Sso {
     Providers,
+    Discover,
     Authorize(String),
     Callback(Option<String>),
 }
@@ -194,6 +195,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/auth/register", "Create an account and sign in", |_| Ok(Endpoint::SignIn(SignIn::Register))),
     spec!(GET "/api/v1/auth/registration-status", "Whether self-registration is open", |_| Ok(Endpoint::Probe(Probe::RegistrationStatus))),
     spec!(GET "/api/v1/auth/oauth/providers", "Enabled identity providers", |_| Ok(Endpoint::Sso(Sso::Providers))),
+    spec!(POST "/api/v1/auth/oauth/discover", "The identity provider for an email's domain", |_| Ok(Endpoint::Sso(Sso::Discover))),
     spec!(GET "/api/v1/auth/oauth/callback", "SSO callback", |_| Ok(Endpoint::Sso(Sso::Callback(None)))),
     spec!(GET "/api/v1/auth/oauth/{slug}/authorize", "Start SSO with a provider", |p| Ok(Endpoint::Sso(Sso::Authorize(s0(p))))),
     spec!(GET "/api/v1/auth/oauth/{slug}/callback", "SSO callback (per provider)", |p| Ok(Endpoint::Sso(Sso::Callback(Some(s0(p)))))),
@@ -354,6 +356,7 @@ impl Endpoint {
             Endpoint::SignIn(SignIn::Register) => "register",
             Endpoint::Sso(s) => match s {
                 Sso::Providers => "oauth_providers",
+                Sso::Discover => "oauth_discover",
                 Sso::Authorize(_) => "oauth_authorize",
                 Sso::Callback(_) => "oauth_callback",
             },

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::clock::rfc3339;
 use crate::domain::Caller;
 use crate::model::{ApiKey, Event, Session, User};
+use crate::state::AppState;
 
 /// A Unix time shown as RFC 3339, written straight into the output (no intermediate string).
 #[derive(Debug, Clone, Copy)]
@@ -29,14 +30,20 @@ pub struct UserView<'a> {
     two_factor_enabled: bool,
     email_verified: bool,
     email_verified_at: Option<Time>,
+    /// This account must verify its email before it can do more (the platform requires it
+    /// and it is not verified yet).
+    email_verification_required: bool,
+    scheduled_deletion_at: Option<Time>,
     created_at: Time,
     last_login_at: Option<Time>,
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_methods: Option<AuthMethods<'a>>,
 }
 
-impl<'a> From<&'a User> for UserView<'a> {
-    fn from(u: &'a User) -> Self {
+impl<'a> UserView<'a> {
+    /// The user object of `u` on this server.
+    #[must_use]
+    pub fn of(state: &AppState, u: &'a User) -> Self {
         Self {
             id: u.id,
             name: &u.name,
@@ -46,25 +53,25 @@ impl<'a> From<&'a User> for UserView<'a> {
             two_factor_enabled: u.totp.is_some(),
             email_verified: u.email_verified(),
             email_verified_at: u.email_verified_at.map(Time),
+            email_verification_required: state.email_verification_required() && !u.email_verified(),
+            scheduled_deletion_at: u.scheduled_deletion_at.map(Time),
             created_at: Time(u.created_at),
             last_login_at: u.last_login_at.map(Time),
             auth_methods: None,
         }
     }
-}
 
-impl<'a> UserView<'a> {
     /// `GET /users/me`: the user plus its sign-in methods, given the slugs of its linked
     /// identity providers.
     #[must_use]
-    pub fn profile(u: &'a User, sso: &'a [String]) -> Self {
+    pub fn profile(state: &AppState, u: &'a User, sso: &'a [String]) -> Self {
         Self {
             auth_methods: Some(AuthMethods {
                 password: u.password_hash.is_some(),
                 totp: u.totp.is_some(),
                 sso,
             }),
-            ..Self::from(u)
+            ..Self::of(state, u)
         }
     }
 }
@@ -108,6 +115,11 @@ pub struct SessionView {
     id: Uuid,
     ip_address: String,
     user_agent: String,
+    browser: String,
+    os: String,
+    device: &'static str,
+    /// "Firefox on Linux", for a list a person reads.
+    label: String,
     created_at: String,
     expires_at: String,
     current: bool,
@@ -117,13 +129,71 @@ impl SessionView {
     /// View of `s`, marking the caller's own.
     #[must_use]
     pub fn new(s: &Session, caller: &Caller) -> Self {
+        let agent = Agent::parse(&s.user_agent);
         Self {
             id: s.id,
             ip_address: s.ip.clone(),
             user_agent: s.user_agent.clone(),
+            label: agent.label(),
+            browser: agent.browser,
+            os: agent.os,
+            device: agent.device,
             created_at: rfc3339(s.created_at),
             expires_at: rfc3339(s.expires_at),
             current: caller.session_id() == Some(s.id),
+        }
+    }
+}
+
+/// What a session's User-Agent says, parsed with `woothee` (its patterns are maintained
+/// with the crate). The input is bounded: only the first 512 bytes are looked at.
+struct Agent {
+    browser: String,
+    os: String,
+    device: &'static str,
+}
+
+impl Agent {
+    fn parse(ua: &str) -> Self {
+        let mut end = ua.len().min(512);
+        while !ua.is_char_boundary(end) {
+            end -= 1;
+        }
+        let unknown = || Self {
+            browser: "Unknown".into(),
+            os: "Unknown".into(),
+            device: "unknown",
+        };
+        let Some(r) = woothee::parser::Parser::new().parse(ua.get(..end).unwrap_or_default())
+        else {
+            return unknown();
+        };
+        let known = |v: &str| {
+            if v == woothee::woothee::VALUE_UNKNOWN {
+                "Unknown".to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
+        Self {
+            browser: known(r.name),
+            os: known(r.os),
+            device: match r.category {
+                "pc" => "desktop",
+                "smartphone" | "mobilephone" => "mobile",
+                "appliance" => "appliance",
+                "crawler" => "bot",
+                _ => "unknown",
+            },
+        }
+    }
+
+    fn label(&self) -> String {
+        match (self.browser.as_str(), self.os.as_str()) {
+            ("Unknown", "Unknown") => "Unknown device".into(),
+            (b, "Unknown") => b.to_owned(),
+            ("Unknown", o) => o.to_owned(),
+            (b, o) => format!("{b} on {o}"),
         }
     }
 }
@@ -186,5 +256,39 @@ impl From<&Event> for EventView {
             ip_address: e.ip.clone(),
             detail: e.detail.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Agent;
+
+    #[test]
+    fn user_agents_become_labels() {
+        let chrome = Agent::parse(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+        );
+        assert_eq!(
+            (chrome.browser.as_str(), chrome.os.as_str(), chrome.device),
+            ("Chrome", "Linux", "desktop")
+        );
+        assert_eq!(chrome.label(), "Chrome on Linux");
+        let iphone = Agent::parse(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+        );
+        assert_eq!(
+            (iphone.browser.as_str(), iphone.os.as_str(), iphone.device),
+            ("Safari", "iPhone", "mobile")
+        );
+        let curl = Agent::parse("curl/8.5.0");
+        assert_eq!(
+            (curl.label().as_str(), curl.device),
+            ("HTTP Library", "unknown")
+        );
+        let none = Agent::parse("");
+        assert_eq!(none.label(), "Unknown device");
+        // Long and multi-byte input: bounded, never split inside a character.
+        let long = format!("{}é{}", "a".repeat(511), "b".repeat(100_000));
+        assert_eq!(Agent::parse(&long).device, "unknown");
     }
 }

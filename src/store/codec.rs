@@ -3,11 +3,13 @@
 //! Decoding is bounded and returns errors on bad bytes instead of panicking.
 
 use crate::error::{Error, Result};
-use crate::model::{ApiKey, Event, OauthLink, OauthProvider, OauthState, Session, Settings, User};
+use crate::model::{
+    ApiKey, Event, OauthLink, OauthProvider, OauthState, Session, Settings, User, UserPrefs,
+};
 
 use super::records::{
-    ApiKeyRecord, EventRecord, LinkRecord, ProviderRecord, Record, SessionRecord, SettingsRecord,
-    StateRecord, UserRecord,
+    ApiKeyRecord, EventRecord, LinkRecord, PrefsRecord, ProviderRecord, Record, SessionRecord,
+    SettingsRecord, StateRecord, UserRecord,
 };
 
 /// Largest value we will ever decode; guards against a corrupt length prefix.
@@ -64,6 +66,7 @@ codec!(
 );
 codec!(LinkRecord, OauthLink, encode_link, decode_link);
 codec!(StateRecord, OauthState, encode_state, decode_state);
+codec!(PrefsRecord, UserPrefs, encode_prefs, decode_prefs);
 
 #[cfg(test)]
 mod tests {
@@ -90,6 +93,8 @@ mod tests {
             pending_totp: None,
             email_verified_at: Some(1_700_000_000),
             origin: crate::model::Origin::Unknown,
+            scheduled_deletion_at: None,
+            login_alerts: true,
         }
     }
 
@@ -147,16 +152,32 @@ mod tests {
         };
     }
 
+    /// A V2 user still decodes: nothing scheduled, sign-in alerts on.
+    #[test]
+    fn golden_user_v2_decode_migrated() {
+        let v2 = "01100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b246172676f6e32696424780101fc00e2a7cafc02e2a7ca0001020909070101010101010101010101010101010101010101010101010101010101010101010001fce8e5a7ca04";
+        assert_eq!(
+            decode_user(&unhex(v2)).unwrap(),
+            User {
+                origin: crate::model::Origin::Sso,
+                email_verified_at: Some(1_700_000_500),
+                ..user()
+            }
+        );
+    }
+
     golden!(
-        golden_user_v2,
+        golden_user_v3,
         encode_user,
         decode_user,
         User {
             origin: crate::model::Origin::Sso,
             email_verified_at: Some(1_700_000_500),
+            scheduled_deletion_at: Some(1_700_600_000),
+            login_alerts: false,
             ..user()
         },
-        "01100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b246172676f6e32696424780101fc00e2a7cafc02e2a7ca0001020909070101010101010101010101010101010101010101010101010101010101010101010001fce8e5a7ca04"
+        "02100102030405060708090a0b0c0d0e0f10034164610f616461406578616d706c652e636f6d010b246172676f6e32696424780101fc00e2a7cafc02e2a7ca0001020909070101010101010101010101010101010101010101010101010101010101010101010001fce8e5a7ca0401fc8031baca00"
     );
 
     fn session(proved_at: i64) -> Session {
@@ -228,6 +249,9 @@ mod tests {
             login_rate_limit_count: 7,
             login_rate_limit_window_minutes: 11,
             reauth_window_minutes,
+            account_deletion_grace_days: 7,
+            audit_log_retention_days: 90,
+            require_email_verification: false,
         }
     }
 
@@ -240,12 +264,26 @@ mod tests {
         );
     }
 
+    /// V2 settings still decode, with the default grace period and retention.
+    #[test]
+    fn golden_settings_v2_decode_migrated() {
+        assert_eq!(
+            decode_settings(&unhex("0100010b6578616d706c652e636f6d01070b05")).unwrap(),
+            settings(5)
+        );
+    }
+
     golden!(
-        golden_settings_v2,
+        golden_settings_v3,
         encode_settings,
         decode_settings,
-        settings(5),
-        "0100010b6578616d706c652e636f6d01070b05"
+        Settings {
+            account_deletion_grace_days: 3,
+            audit_log_retention_days: 30,
+            require_email_verification: true,
+            ..settings(5)
+        },
+        "0200010b6578616d706c652e636f6d01070b05031e01"
     );
     fn provider(v2_flags: bool) -> OauthProvider {
         OauthProvider {
@@ -265,6 +303,7 @@ mod tests {
             enabled: true,
             trust_email: v2_flags,
             skip_local_2fa: v2_flags,
+            hidden: false,
             created_at: 1_700_000_000,
             updated_at: 1_700_000_001,
         }
@@ -276,12 +315,43 @@ mod tests {
         assert_eq!(decode_provider(&unhex("00100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca")).unwrap(), provider(false));
     }
 
+    /// A V2 provider still decodes, listed (not hidden).
+    #[test]
+    fn golden_provider_v2_decode_migrated() {
+        assert_eq!(decode_provider(&unhex("01100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca0101")).unwrap(), provider(true));
+    }
+
     golden!(
-        golden_provider_v2,
+        golden_provider_v3,
         encode_provider,
         decode_provider,
-        provider(true),
-        "01100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca0101"
+        OauthProvider {
+            hidden: true,
+            ..provider(true)
+        },
+        "02100000000000000000000000000000000404436f727004636f72700105706f7374610103010203011368747470733a2f2f6964702e6578616d706c650000000c6f70656e696420656d61696c01010b6578616d706c652e636f6d01fc00e2a7cafc02e2a7ca010101"
+    );
+    golden!(
+        golden_prefs_v1,
+        encode_prefs,
+        decode_prefs,
+        UserPrefs {
+            values: vec![
+                (
+                    "api_key_expiry_days".into(),
+                    crate::model::PrefValue::Int(30)
+                ),
+                ("daily_report".into(), crate::model::PrefValue::Bool(false)),
+                (
+                    "timezone".into(),
+                    crate::model::PrefValue::Text("Europe/Rome".into())
+                ),
+                ("default_template_id".into(), crate::model::PrefValue::Null),
+            ],
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_100,
+        },
+        "0004136170695f6b65795f6578706972795f64617973023c0c6461696c795f7265706f727401000874696d657a6f6e65030b4575726f70652f526f6d651364656661756c745f74656d706c6174655f696400fc00e2a7cafcc8e2a7ca"
     );
     golden!(
         golden_link_v1,

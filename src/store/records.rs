@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, Event, OauthLink, OauthProvider, OauthState, Origin, ProviderKind, Role, Session,
-    Settings, Totp, User,
+    ApiKey, Event, OauthLink, OauthProvider, OauthState, Origin, PrefValue, ProviderKind, Role,
+    Session, Settings, Totp, User, UserPrefs,
 };
 
 /// `users_v1` values.
@@ -24,6 +24,16 @@ pub enum UserRecord {
     V1(UserV1),
     /// Adds whether (and when) the email was verified, and how the account came to be.
     V2(UserV2),
+    /// Adds a scheduled deletion and the sign-in alert switch.
+    V3(UserV3),
+}
+
+/// A user with a scheduled deletion and the sign-in alert switch.
+#[derive(Serialize, Deserialize)]
+pub struct UserV3 {
+    v2: UserV2,
+    scheduled_deletion_at: Option<i64>,
+    login_alerts: bool,
 }
 
 /// A user with its email verification and origin.
@@ -152,6 +162,17 @@ pub enum SettingsRecord {
     V1(SettingsV1),
     /// Adds `reauth_window_minutes`.
     V2(SettingsV2),
+    /// Adds the deletion grace period and the audit log's retention.
+    V3(SettingsV3),
+}
+
+/// Settings with the deletion grace period and the audit retention.
+#[derive(Serialize, Deserialize)]
+pub struct SettingsV3 {
+    v2: SettingsV2,
+    account_deletion_grace_days: u32,
+    audit_log_retention_days: u32,
+    require_email_verification: bool,
 }
 
 /// Settings with the re-authentication window.
@@ -178,6 +199,15 @@ pub enum ProviderRecord {
     V1(ProviderV1),
     /// Adds `trust_email` and `skip_local_2fa`.
     V2(ProviderV2),
+    /// Adds `hidden`.
+    V3(ProviderV3),
+}
+
+/// An identity provider that may be hidden from the login page.
+#[derive(Serialize, Deserialize)]
+pub struct ProviderV3 {
+    v2: ProviderV2,
+    hidden: bool,
 }
 
 /// An identity provider with `trust_email` and `skip_local_2fa`.
@@ -261,6 +291,74 @@ pub struct StateV1 {
     expires_at: i64,
 }
 
+/// `user_prefs_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum PrefsRecord {
+    /// Since this table was added.
+    V1(PrefsV1),
+}
+
+/// A user's preferences as first stored: typed values by key.
+#[derive(Serialize, Deserialize)]
+pub struct PrefsV1 {
+    values: Vec<(String, PrefValueV1)>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+/// One preference's value as stored: variant 0 null, 1 bool, 2 integer, 3 text.
+#[derive(Serialize, Deserialize)]
+enum PrefValueV1 {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Text(String),
+}
+
+impl Record for PrefsRecord {
+    type Value = UserPrefs;
+    const NAME: &'static str = "user settings";
+    fn new(p: &UserPrefs) -> Self {
+        Self::V1(PrefsV1 {
+            values: p
+                .values
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        PrefValue::Null => PrefValueV1::Null,
+                        PrefValue::Bool(b) => PrefValueV1::Bool(*b),
+                        PrefValue::Int(i) => PrefValueV1::Int(*i),
+                        PrefValue::Text(t) => PrefValueV1::Text(t.clone()),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        })
+    }
+    fn into_value(self) -> UserPrefs {
+        let Self::V1(p) = self;
+        UserPrefs {
+            values: p
+                .values
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        PrefValueV1::Null => PrefValue::Null,
+                        PrefValueV1::Bool(b) => PrefValue::Bool(b),
+                        PrefValueV1::Int(i) => PrefValue::Int(i),
+                        PrefValueV1::Text(t) => PrefValue::Text(t),
+                    };
+                    (k, v)
+                })
+                .collect(),
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
 /// A record type: which domain type it stores, how the newest version is built from it, and
 /// how every version becomes it.
 pub trait Record: Serialize + for<'de> Deserialize<'de> {
@@ -324,15 +422,15 @@ impl UserV1 {
             pending_totp: self.pending_totp,
             email_verified_at: (role == Role::Admin).then_some(self.created_at),
             origin: Origin::Unknown,
+            scheduled_deletion_at: None,
+            login_alerts: true,
         }
     }
 }
 
-impl Record for UserRecord {
-    type Value = User;
-    const NAME: &'static str = "user";
+impl UserV2 {
     fn new(u: &User) -> Self {
-        Self::V2(UserV2 {
+        UserV2 {
             v1: UserV1::new(u),
             email_verified_at: u.email_verified_at,
             origin: match u.origin {
@@ -342,21 +440,43 @@ impl Record for UserRecord {
                 Origin::Invitation => OriginV2::Invitation,
                 Origin::Sso => OriginV2::Sso,
             },
+        }
+    }
+
+    /// Migration to V3: nothing scheduled, sign-in alerts on.
+    fn into_value(self) -> User {
+        User {
+            email_verified_at: self.email_verified_at,
+            origin: match self.origin {
+                OriginV2::Unknown => Origin::Unknown,
+                OriginV2::SelfRegistered => Origin::SelfRegistered,
+                OriginV2::Admin => Origin::Admin,
+                OriginV2::Invitation => Origin::Invitation,
+                OriginV2::Sso => Origin::Sso,
+            },
+            ..self.v1.into_value()
+        }
+    }
+}
+
+impl Record for UserRecord {
+    type Value = User;
+    const NAME: &'static str = "user";
+    fn new(u: &User) -> Self {
+        Self::V3(UserV3 {
+            v2: UserV2::new(u),
+            scheduled_deletion_at: u.scheduled_deletion_at,
+            login_alerts: u.login_alerts,
         })
     }
     fn into_value(self) -> User {
         match self {
             Self::V1(u) => u.into_value(),
-            Self::V2(u) => User {
-                email_verified_at: u.email_verified_at,
-                origin: match u.origin {
-                    OriginV2::Unknown => Origin::Unknown,
-                    OriginV2::SelfRegistered => Origin::SelfRegistered,
-                    OriginV2::Admin => Origin::Admin,
-                    OriginV2::Invitation => Origin::Invitation,
-                    OriginV2::Sso => Origin::Sso,
-                },
-                ..u.v1.into_value()
+            Self::V2(u) => u.into_value(),
+            Self::V3(u) => User {
+                scheduled_deletion_at: u.scheduled_deletion_at,
+                login_alerts: u.login_alerts,
+                ..u.v2.into_value()
             },
         }
     }
@@ -469,23 +589,43 @@ impl Record for SettingsRecord {
     type Value = Settings;
     const NAME: &'static str = "settings";
     fn new(s: &Settings) -> Self {
-        Self::V2(SettingsV2 {
-            v1: SettingsV1 {
-                registration_enabled: s.registration_enabled,
-                allowed_signup_domains: s.allowed_signup_domains.clone(),
-                two_factor_required: s.two_factor_required,
-                login_rate_limit_count: s.login_rate_limit_count,
-                login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+        Self::V3(SettingsV3 {
+            v2: SettingsV2 {
+                v1: SettingsV1 {
+                    registration_enabled: s.registration_enabled,
+                    allowed_signup_domains: s.allowed_signup_domains.clone(),
+                    two_factor_required: s.two_factor_required,
+                    login_rate_limit_count: s.login_rate_limit_count,
+                    login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
+                },
+                reauth_window_minutes: s.reauth_window_minutes,
             },
-            reauth_window_minutes: s.reauth_window_minutes,
+            account_deletion_grace_days: s.account_deletion_grace_days,
+            audit_log_retention_days: s.audit_log_retention_days,
+            require_email_verification: s.require_email_verification,
         })
     }
     fn into_value(self) -> Settings {
-        // Migration: V1 settings get the default window.
-        let (s, window) = match self {
-            Self::V1(s) => (s, Settings::default().reauth_window_minutes),
-            Self::V2(s) => (s.v1, s.reauth_window_minutes),
+        // Migration: what an older version lacks takes its default.
+        let d = Settings::default();
+        let (s, window, v3) = match self {
+            Self::V1(s) => (s, d.reauth_window_minutes, None),
+            Self::V2(s) => (s.v1, s.reauth_window_minutes, None),
+            Self::V3(s) => (
+                s.v2.v1,
+                s.v2.reauth_window_minutes,
+                Some((
+                    s.account_deletion_grace_days,
+                    s.audit_log_retention_days,
+                    s.require_email_verification,
+                )),
+            ),
         };
+        let (grace, retention, require_email_verification) = v3.unwrap_or((
+            d.account_deletion_grace_days,
+            d.audit_log_retention_days,
+            d.require_email_verification,
+        ));
         Settings {
             registration_enabled: s.registration_enabled,
             allowed_signup_domains: s.allowed_signup_domains,
@@ -493,6 +633,9 @@ impl Record for SettingsRecord {
             login_rate_limit_count: s.login_rate_limit_count,
             login_rate_limit_window_minutes: s.login_rate_limit_window_minutes,
             reauth_window_minutes: window,
+            account_deletion_grace_days: grace,
+            audit_log_retention_days: retention,
+            require_email_verification,
         }
     }
 }
@@ -545,6 +688,7 @@ impl ProviderV1 {
             enabled: self.enabled,
             trust_email: false,
             skip_local_2fa: false,
+            hidden: false,
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -555,19 +699,28 @@ impl Record for ProviderRecord {
     type Value = OauthProvider;
     const NAME: &'static str = "identity provider";
     fn new(p: &OauthProvider) -> Self {
-        Self::V2(ProviderV2 {
-            v1: ProviderV1::new(p),
-            trust_email: p.trust_email,
-            skip_local_2fa: p.skip_local_2fa,
+        Self::V3(ProviderV3 {
+            v2: ProviderV2 {
+                v1: ProviderV1::new(p),
+                trust_email: p.trust_email,
+                skip_local_2fa: p.skip_local_2fa,
+            },
+            hidden: p.hidden,
         })
     }
     fn into_value(self) -> OauthProvider {
+        // Migration: earlier providers are listed (not hidden).
+        let v2 = |p: ProviderV2| OauthProvider {
+            trust_email: p.trust_email,
+            skip_local_2fa: p.skip_local_2fa,
+            ..p.v1.into_value()
+        };
         match self {
             Self::V1(p) => p.into_value(),
-            Self::V2(p) => OauthProvider {
-                trust_email: p.trust_email,
-                skip_local_2fa: p.skip_local_2fa,
-                ..p.v1.into_value()
+            Self::V2(p) => v2(p),
+            Self::V3(p) => OauthProvider {
+                hidden: p.hidden,
+                ..v2(p.v2)
             },
         }
     }

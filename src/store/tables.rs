@@ -54,6 +54,10 @@ pub const LOCKOUTS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new
 pub const PENDING_SIGN_INS: TableDefinition<'_, [u8; 32], (u128, &str, &str, i64)> =
     TableDefinition::new("pending_sign_ins_v1");
 
+/// `user id → PrefsRecord`: a user's own settings (Posta's `/users/me/settings`); added
+/// without a migration: an absent table reads as empty.
+pub const USER_PREFS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("user_prefs_v1");
+
 /// Calls `$m!($($arg,)* TABLE, TABLE, …)` with every table above: the one list that backup,
 /// restore and the completeness check derive from, so that a table added here is copied
 /// without a second list to keep.
@@ -62,7 +66,7 @@ macro_rules! with_every_table {
         $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
             API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
             OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS,
-            PENDING_SIGN_INS)
+            PENDING_SIGN_INS, USER_PREFS)
     };
 }
 pub(crate) use with_every_table;

@@ -86,7 +86,7 @@ async fn create_use_list_revoke_delete() {
         .await;
     assert_eq!(st, 200);
     assert_eq!(v["pageable"]["total_elements"], 1);
-    assert_eq!(v["pageable"]["current_page"], 1);
+    assert_eq!(v["pageable"]["current_page"], 0);
     let item = &v["data"][0];
     assert_eq!(item["id"], id.as_str());
     assert_eq!(item["key_prefix"], key[..10]);

@@ -27,6 +27,9 @@ async fn health_ready_info() {
     assert_eq!(v["data"]["name"], "posta");
     assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
     assert!(v["data"]["commit"].is_string());
+    // Posta's names beside ours.
+    assert_eq!(v["data"]["commit_id"], v["data"]["commit"]);
+    assert_eq!(v["data"]["openapi_docs"], true);
     let r = s
         .client
         .get(format!("{}/api/v1/healthz", s.url))
