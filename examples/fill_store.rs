@@ -26,6 +26,8 @@ fn user(i: usize, hash: &str, now: i64) -> User {
         pending_totp: None,
         email_verified_at: Some(now),
         origin: Origin::Admin,
+        scheduled_deletion_at: None,
+        login_alerts: true,
     }
 }
 
