@@ -215,6 +215,7 @@ pub async fn delete_user(
                 store::oauth::remove_link(tx, &l)?;
             }
             store::throttle::forget_devices(tx, id)?;
+            store::prefs::remove(tx, id)?;
             store::user::remove(tx, &u)?;
             let mut ev = audit::event("user.deleted", Some(aid), Some(id), Some(&cl));
             ev.email = Some(&u.email);

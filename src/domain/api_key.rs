@@ -26,7 +26,7 @@ pub struct NewKeyInput {
     pub name: String,
     /// IPs/CIDRs.
     pub allowed_ips: Vec<String>,
-    /// Days until expiry; 0 or none = never.
+    /// Days until expiry; 0 = never; none = the owner's `api_key_expiry_days`.
     pub expires_in_days: Option<u32>,
     /// Scopes; default `send`.
     pub scopes: Option<Vec<String>>,
@@ -74,12 +74,17 @@ pub async fn create(
         allowed_ips.push(net.to_string());
     }
     let now = state.now();
-    let expires_at = match input.expires_in_days {
-        None | Some(0) => None,
-        Some(d) if d > 3650 => {
+    // Omitted: the owner's `api_key_expiry_days` (Posta's default 90); 0: never.
+    let days = match input.expires_in_days {
+        Some(d) => d,
+        None => super::prefs::api_key_expiry_days(state, caller.user.id)?,
+    };
+    let expires_at = match days {
+        0 => None,
+        d if d > 3650 => {
             return Err(Error::invalid("expires_in_days", "must be at most 3650"));
         }
-        Some(d) => Some(now + i64::from(d) * 86_400),
+        d => Some(now + i64::from(d) * 86_400),
     };
     let minted = keyfmt::generate()?;
     let record = ApiKey {
@@ -128,6 +133,17 @@ pub fn list_own(
         .read(|tx| store::api_key::list_of(tx, caller.user.id))?;
     sort_and_merge(state, &mut all);
     Ok(Page::of(all, page, size))
+}
+
+/// One of the caller's keys (someone else's is not found).
+pub fn get_own(state: &AppState, caller: &Caller, id: Uuid) -> Result<ApiKey> {
+    let mut k = state
+        .store
+        .read(|tx| store::api_key::get(tx, id))?
+        .filter(|k| k.user_id == caller.user.id)
+        .ok_or(Error::NotFound("api key"))?;
+    sort_and_merge(state, std::slice::from_mut(&mut k));
+    Ok(k)
 }
 
 /// Every key (admin), paged.

@@ -9,6 +9,7 @@ pub mod factor;
 pub mod keys;
 pub mod mfa;
 pub mod oidc;
+pub mod prefs;
 pub mod proof;
 pub mod reauth;
 pub mod session;

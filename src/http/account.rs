@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{AuthKind, Caller, mfa, reauth, session, user};
+use crate::domain::{AuthKind, Caller, mfa, prefs, reauth, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -228,6 +228,21 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
             let p = api_key::list_own(state, c, page, size)?;
             Ok(response::paged(&p, ApiKeyView::from))
         }
+        Account::GetApiKey(id) => {
+            let k = api_key::get_own(state, c, id)?;
+            Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))
+        }
+        Account::GetSettings => Ok(response::ok(StatusCode::OK, &prefs::view(state, c)?)),
+        Account::PutSettings => {
+            let body: serde_json::Value = req.json().await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &prefs::update(state, c, body).await?,
+            ))
+        }
+        // There are no workspaces here: an empty list sends Posta's dashboard to personal
+        // mode, where its key pages use the caller's own keys.
+        Account::Workspaces => Ok(response::ok(StatusCode::OK, &json!([]))),
         Account::RevokeApiKey(id) => {
             let k = api_key::revoke(state, c, id, &client).await?;
             Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))

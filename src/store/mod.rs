@@ -18,6 +18,7 @@ pub mod meta;
 mod migrate;
 pub mod oauth;
 pub mod pending;
+pub mod prefs;
 pub mod records;
 pub mod session;
 pub mod tables;

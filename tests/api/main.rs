@@ -7,6 +7,7 @@ mod api_keys;
 mod browser;
 mod common;
 mod connections;
+mod dashboards;
 mod envelope;
 mod host;
 mod idp;

@@ -1,0 +1,300 @@
+//! What Posta's own dashboards send and read: API keys at Posta's current path, the user's
+//! settings object, identity providers' `hidden`/`sso_available`/discovery, the user and
+//! session objects' fields, `/info`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// Posta's current dashboard manages keys under `/workspaces/current/api-keys` (with a
+/// workspace header it may send), and falls back to personal mode on an empty workspace
+/// list. The keys are the caller's own; another user's key is not found there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_at_posta_current_path_and_the_expiry_default() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Wes", "wes@example.com").await;
+    let (other, _) = s.register("Oda", "oda@example.com").await;
+    let (st, v) = s.get("/api/v1/workspaces", Some(&t)).await;
+    assert_eq!((st.as_u16(), v["data"].clone()), (200, json!([])));
+
+    // Created at the workspace path with the header Posta sends; no expiry given: the
+    // user's `api_key_expiry_days` (Posta's default 90).
+    let r = s
+        .client
+        .post(format!("{}/api/v1/workspaces/current/api-keys", s.url))
+        .bearer_auth(&t)
+        .header("X-Posta-Workspace-Id", "7")
+        .json(&json!({"name": "mailer", "current_password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let id = v["data"]["id"].as_str().unwrap().to_owned();
+    let key = v["data"]["key"].as_str().unwrap().to_owned();
+    let created = {
+        use posta::clock::Clock;
+        s.clock.now()
+    };
+    assert_eq!(
+        v["data"]["expires_at"],
+        posta::clock::rfc3339(created + 90 * 86_400)
+    );
+
+    // The same key under both paths, listed and fetched.
+    for base in [
+        "/api/v1/workspaces/current/api-keys",
+        "/api/v1/users/me/api-keys",
+    ] {
+        let (st, v) = s.get(&format!("{base}?page=0"), Some(&t)).await;
+        assert_eq!(st, 200);
+        assert_eq!(v["data"][0]["id"], id.as_str());
+        let (st, v) = s.get(&format!("{base}/{id}"), Some(&t)).await;
+        assert_eq!(
+            (st.as_u16(), v["data"]["name"].clone()),
+            (200, json!("mailer"))
+        );
+        assert!(!v.to_string().contains(&key), "the key is shown once");
+        let (st, _) = s.get(&format!("{base}/{id}"), Some(&other)).await;
+        assert_eq!(st, 404, "another user's key");
+    }
+    // Revoke and delete at the workspace path.
+    let (st, v) = s
+        .put(
+            &format!("/api/v1/workspaces/current/api-keys/{id}/revoke"),
+            Some(&t),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["data"]["revoked"].clone()),
+        (200, json!(true))
+    );
+    let (st, _) = s
+        .delete(
+            &format!("/api/v1/workspaces/current/api-keys/{id}"),
+            Some(&t),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // The user's default changes the next key's expiry; 0 means never, as does an explicit 0.
+    let (st, v) = s
+        .put(
+            "/api/v1/users/me/settings",
+            Some(&t),
+            json!({"api_key_expiry_days": 0}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "forever", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(v["data"]["expires_at"], Value::Null);
+    let (_, v) = s
+        .post(
+            "/api/v1/users/me/api-keys",
+            Some(&t),
+            json!({"name": "week", "expires_in_days": 7, "current_password": PASSWORD}),
+        )
+        .await;
+    assert!(v["data"]["expires_at"].is_string());
+}
+
+/// `GET/PUT /users/me/settings` round-trips Posta's object: every key with its default,
+/// partial updates, the object sent back whole (with its read-only fields), bad values
+/// refused without changing anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_settings_round_trip() {
+    let s = TestServer::start().await;
+    let (t, uid) = s.register("Sia", "sia@example.com").await;
+    let (st, v) = s.get("/api/v1/users/me/settings", Some(&t)).await;
+    assert_eq!(st, 200);
+    let d = &v["data"];
+    assert_eq!(d["user_id"], uid.as_str());
+    assert_eq!(d["api_key_expiry_days"], 90);
+    assert_eq!(d["email_notifications"], true);
+    assert_eq!(d["notify_api_key_expiry"], true);
+    assert_eq!(d["timezone"], "UTC");
+    assert_eq!(d["default_template_id"], Value::Null);
+    // Posta's settings page sends the switches it shows.
+    let (st, v) = s
+        .put(
+            "/api/v1/users/me/settings",
+            Some(&t),
+            json!({"email_notifications": false, "notification_email": "", "daily_report": true,
+                   "notify_bounce_alerts": false, "notify_api_key_expiry": false,
+                   "notify_workspace_activity": true}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["email_notifications"], false);
+    assert_eq!(v["data"]["daily_report"], true);
+    // The whole object back, read-only fields included, changes one more thing.
+    let mut whole = v["data"].clone();
+    whole["timezone"] = json!("Europe/Rome");
+    let (st, v) = s.put("/api/v1/users/me/settings", Some(&t), whole).await;
+    assert_eq!(st, 200, "{v}");
+    let (_, v) = s.get("/api/v1/users/me/settings", Some(&t)).await;
+    assert_eq!(v["data"]["timezone"], "Europe/Rome");
+    assert_eq!(v["data"]["notify_api_key_expiry"], false);
+    // All or nothing: one bad value, nothing changes.
+    for bad in [
+        json!({"timezone": "UTC", "api_key_expiry_days": 100000}),
+        json!({"daily_report": "yes"}),
+        json!({"theme": "dark"}),
+        json!(["not", "an", "object"]),
+    ] {
+        let (st, v) = s.put("/api/v1/users/me/settings", Some(&t), bad).await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(v["success"], false);
+    }
+    let (_, v) = s.get("/api/v1/users/me/settings", Some(&t)).await;
+    assert_eq!(v["data"]["timezone"], "Europe/Rome");
+    // Another user's settings are their own.
+    let (o, _) = s.register("Oli", "oli@example.com").await;
+    let (_, v) = s.get("/api/v1/users/me/settings", Some(&o)).await;
+    assert_eq!(v["data"]["timezone"], "UTC");
+}
+
+/// The admin form always sends `hidden`; a hidden provider is left off the login page's
+/// list but still works, and discovery by email domain finds it. `sso_available` says
+/// whether any provider is enabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_providers_and_discovery() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (_, v) = s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(v["data"], json!({"providers": [], "sso_available": false}));
+    let (st, v) = s
+        .post(
+            "/api/v1/admin/oauth/providers",
+            Some(&admin),
+            json!({"name": "Corp", "slug": "corp", "type": "oidc", "client_id": "posta",
+                   "client_secret": "s3cret", "issuer": "https://idp.corp.example",
+                   "allowed_domains": ["corp.example"], "enabled": true, "hidden": true}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["hidden"], true);
+    let pid = v["data"]["id"].as_str().unwrap().to_owned();
+    let (_, v) = s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(v["data"], json!({"providers": [], "sso_available": true}));
+    // Discovery: the provider for the domain, whatever the local part and case; none for
+    // another domain; a bad address is a 400.
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/oauth/discover",
+            None,
+            json!({"email": "Ann@Corp.Example"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["data"],
+        json!({"slug": "corp", "name": "Corp", "type": "oidc"})
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/oauth/discover",
+            None,
+            json!({"email": "ann@elsewhere.example"}),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].clone()),
+        (404, json!("NOT_FOUND"))
+    );
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/oauth/discover",
+            None,
+            json!({"email": "not an email"}),
+        )
+        .await;
+    assert_eq!(st, 400);
+    // Shown again once not hidden; a disabled one is not discovered.
+    let (st, _) = s
+        .put(
+            &format!("/api/v1/admin/oauth/providers/{pid}"),
+            Some(&admin),
+            json!({"hidden": false}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (_, v) = s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(v["data"]["providers"][0]["slug"], "corp");
+    s.put(
+        &format!("/api/v1/admin/oauth/providers/{pid}"),
+        Some(&admin),
+        json!({"enabled": false}),
+    )
+    .await;
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/oauth/discover",
+            None,
+            json!({"email": "ann@corp.example"}),
+        )
+        .await;
+    assert_eq!(st, 404);
+    let (_, v) = s.get("/api/v1/auth/oauth/providers", None).await;
+    assert_eq!(v["data"]["sso_available"], false);
+}
+
+/// The user object carries what the current dashboard's banner and profile read, and
+/// sessions say which browser, system and device they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_and_session_fields() {
+    let s = TestServer::start().await;
+    let (t, _) = s.register("Uma", "uma@example.com").await;
+    let (_, v) = s.get("/api/v1/users/me", Some(&t)).await;
+    let u = &v["data"];
+    for f in [
+        "email_verified",
+        "email_verified_at",
+        "email_verification_required",
+        "scheduled_deletion_at",
+    ] {
+        assert!(u.get(f).is_some(), "{f} missing: {u}");
+    }
+    assert_eq!(u["email_verified"], false);
+    assert_eq!(u["email_verification_required"], false);
+    assert_eq!(u["scheduled_deletion_at"], Value::Null);
+    let admin = s.admin().await;
+    let (_, v) = s.get("/api/v1/admin/users?search=uma", Some(&admin)).await;
+    assert!(v["data"][0].get("email_verification_required").is_some());
+
+    let firefox =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0";
+    let r = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.url))
+        .header("User-Agent", firefox)
+        .json(&json!({"email": "uma@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let ft = v["data"]["token"].as_str().unwrap().to_owned();
+    let (_, v) = s
+        .req(Method::GET, "/api/v1/users/me/sessions", Some(&ft), None)
+        .await;
+    let mine = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["current"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(mine["browser"], "Firefox");
+    assert_eq!(mine["os"], "Windows 10");
+    assert_eq!(mine["device"], "desktop");
+    assert_eq!(mine["label"], "Firefox on Windows 10");
+    assert_eq!(mine["user_agent"], firefox);
+}
