@@ -54,6 +54,10 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     pub web_url: Option<String>,
     pub oauth_callback_url: Option<String>,
+    /// After SSO, also put the session token in the redirect's query (`?token=`) for Posta's
+    /// seed-era dashboard, which reads it there. Off: a token in a URL lands in proxy logs and
+    /// browser history.
+    pub oauth_token_in_url: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_rate_limit_enabled: bool,
@@ -96,6 +100,7 @@ impl Default for Config {
             admin_password: None,
             web_url: None,
             oauth_callback_url: None,
+            oauth_token_in_url: false,
             tls_cert: None,
             tls_key: None,
             auth_rate_limit_enabled: true,

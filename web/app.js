@@ -517,12 +517,18 @@ function auditSection() {
   return sec;
 }
 
-const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin };
+// Where SSO lands (the session cookie is set): on to the account page. A `?token=` (only with
+// POSTA_OAUTH_TOKEN_IN_URL, for another dashboard) is dropped from the address bar and history.
+async function pageOauthCallback() {
+  history.replaceState(null, '', location.pathname);
+  const r = await api('GET', '/api/v1/users/me');
+  location.replace(r.ok ? '/account' : '/login?error=sso_failed');
+}
+
+const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin, '/auth/oauth/callback': pageOauthCallback };
 
 document.addEventListener('DOMContentLoaded', () => {
-  // After SSO the token also arrives in the fragment (for API clients); the cookie is enough here.
-  if (location.hash.startsWith('#token=')) history.replaceState(null, '', location.pathname + location.search);
   const page = PAGES[location.pathname] || pageLogin;
-  if (page !== pageAccount && page !== pageAdmin) renderNav();
+  if (page !== pageAccount && page !== pageAdmin && page !== pageOauthCallback) renderNav();
   page().catch(err => show($app(), msg(`Something went wrong: ${err}`)));
 });

@@ -195,7 +195,14 @@ fn callback_response(state: &AppState, https: bool, result: Result<Finished, Sso
             response::ok(StatusCode::OK, &json!({"linked": slug}))
         }
         (Ok(Finished::SignedIn(s)), Some(web)) => {
-            let mut r = response::redirect(&format!("{web}/#token={}", s.token));
+            // Posta's dashboards finish SSO at this page: the current one with the cookie,
+            // the seed-era one with `?token=` (only when configured: see the setting).
+            let target = if state.cfg.oauth_token_in_url {
+                format!("{web}/auth/oauth/callback?token={}", s.token)
+            } else {
+                format!("{web}/auth/oauth/callback")
+            };
+            let mut r = response::redirect(&target);
             let ttl = s.expires_at - state.now();
             response::set_cookie(&mut r, &cookie::session(https, &s.token, ttl, true));
             r

@@ -18,7 +18,13 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Paths of the dashboard's pages.
-pub const PAGES: &[&str] = &["/login", "/register", "/account", "/admin"];
+pub const PAGES: &[&str] = &[
+    "/login",
+    "/register",
+    "/account",
+    "/admin",
+    "/auth/oauth/callback",
+];
 
 fn with_csp(mut r: Resp) -> Resp {
     r.headers_mut().insert(

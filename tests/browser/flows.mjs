@@ -3,6 +3,7 @@
 // (screenshot directory). Exits non-zero on the first failed expectation.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import { chromium } from 'playwright-core';
 
 const { BASE, ADMIN_EMAIL, ADMIN_PASSWORD, SSO_NAME, OUT } = process.env;
@@ -72,6 +73,37 @@ try {
   // a plain fetch from them is served; cross-site ones are refused (tests/api/accounts.rs).
   const bare = await page.evaluate(() => fetch('/api/v1/users/me/sessions/revoke-others', { method: 'POST' }).then(r => r.status));
   check(bare === 200, 'a same-origin fetch needs no X-Requested-With');
+
+  // A page on another site (localhost, while the dashboard is on 127.0.0.1) tries to use the
+  // victim's cookie: a form POST, a fetch with credentials, an image GET. Nothing is read and
+  // nothing changes: the victim's second session survives its "revoke others".
+  const other = await fetch(`${BASE}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email, password }) });
+  check(other.status === 200, 'a second session for the victim');
+  const sessionsNow = () => page.evaluate(() => fetch('/api/v1/users/me/sessions').then(r => r.json()).then(j => j.data.length));
+  check(await sessionsNow() === 2, 'two sessions before the attack');
+  const evil = `<!doctype html><title>start</title>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" target="sink" action="${BASE}/api/v1/users/me/sessions/revoke-others"><input name="x" value="1"></form>
+<img id="img" src="${BASE}/api/v1/users/me">
+<script>
+(async () => {
+  let read = 'nothing';
+  try { const r = await fetch('${BASE}/api/v1/users/me', { credentials: 'include' }); read = await r.text(); } catch (e) { read = 'blocked'; }
+  try { await fetch('${BASE}/api/v1/users/me/sessions/revoke-others', { method: 'POST', credentials: 'include', mode: 'no-cors' }); } catch (e) {}
+  await new Promise(ok => { document.querySelector('iframe').onload = ok; document.getElementById('f').submit(); });
+  document.title = 'done:' + read;
+})();
+</script>`;
+  const attacker = http.createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/html' }); res.end(evil); });
+  await new Promise(ok => attacker.listen(0, '127.0.0.1', ok));
+  const evilPage = await ctx.newPage();
+  await evilPage.goto(`http://localhost:${attacker.address().port}/`);
+  await evilPage.waitForFunction(() => document.title.startsWith('done:'), null, { timeout: 15000 });
+  const got = (await evilPage.title()).slice(5);
+  check(!got.includes(email), `the other site read nothing (${got.slice(0, 40)})`);
+  check(await sessionsNow() === 2, 'the other site changed nothing (form POST and fetch refused)');
+  await evilPage.close();
+  attacker.close();
 
   // Enrol 2FA: read the secret from the page and compute the code.
   await page.click('#setup-2fa');
