@@ -186,15 +186,30 @@ fn spawn_background(
                         tracing::warn!(error = %e, "flushing api key usage failed");
                     }
                 }
-                _ = prune.tick() => match domain::session::prune(&state).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
-                    Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
-                },
+                _ = prune.tick() => housekeeping(&state).await,
                 _ = hup_fut => reload_tls(&state, tls.as_ref()).await,
             }
         }
     })
+}
+
+/// The periodic jobs: expired sessions, accounts whose deletion is due, old audit events.
+async fn housekeeping(state: &AppState) {
+    match domain::session::prune(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "expired sessions removed"),
+        Err(e) => tracing::warn!(error = %e, "pruning sessions failed"),
+    }
+    match domain::deletion::run_due(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "accounts deleted as scheduled"),
+        Err(e) => tracing::warn!(error = %e, "scheduled account deletion failed"),
+    }
+    match domain::audit::prune(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(pruned = n, "audit events past their retention removed"),
+        Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+    }
 }
 
 async fn reload_tls(state: &AppState, tls: Option<&http::server::SharedTls>) {

@@ -387,12 +387,15 @@ function usersSection() {
         h('td', {}, u.name), h('td', {}, u.email),
         h('td', {}, h('select', { 'aria-label': `Role of ${u.email}`, onchange: e => act('PUT', `/api/v1/admin/users/${u.id}`, { role: e.target.value }, 'Role changed.') },
           ...['user', 'admin'].map(o => h('option', { value: o, selected: o === u.role }, o)))),
-        h('td', {}, u.active ? 'active' : 'disabled'), h('td', {}, u.two_factor_enabled ? 'on' : 'off'),
+        h('td', {}, u.scheduled_deletion_at ? `deleted ${fmt(u.scheduled_deletion_at)}` : (u.active ? 'active' : 'disabled')), h('td', {}, u.two_factor_enabled ? 'on' : 'off'),
         h('td', {},
           h('button', { class: 'secondary', onclick: () => act('PUT', `/api/v1/admin/users/${u.id}`, { active: !u.active }, u.active ? 'User disabled.' : 'User enabled.') }, u.active ? 'Disable' : 'Enable'),
           u.two_factor_enabled ? h('button', { class: 'secondary', onclick: () => act('DELETE', `/api/v1/admin/users/${u.id}/2fa`, undefined, '2FA turned off.') }, 'Reset 2FA') : null,
           h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/revoke-sessions`, undefined, 'Sessions ended.') }, 'End sessions'),
-          h('button', { class: 'danger', onclick: () => { if (confirm(`Delete ${u.email}?`)) act('DELETE', `/api/v1/admin/users/${u.id}`, undefined, 'User deleted.'); } }, 'Delete')))))));
+          u.scheduled_deletion_at
+            ? h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/cancel-deletion`, undefined, 'Deletion cancelled; user reactivated.') }, 'Cancel deletion')
+            : h('button', { class: 'danger', onclick: () => { if (confirm(`Delete ${u.email}? The account is disabled now and deleted after the grace period.`)) act('DELETE', `/api/v1/admin/users/${u.id}`, undefined, 'User disabled; deletion scheduled.'); } }, 'Delete'),
+          !u.active ? h('button', { class: 'danger', onclick: () => { if (confirm(`Delete ${u.email} now? This cannot be undone.`)) act('DELETE', `/api/v1/admin/users/${u.id}/force`, undefined, 'User deleted.'); } }, 'Delete now') : null))))));
     const p = r.json.pageable;
     pager.replaceChildren(h('span', { class: 'muted' }, `Page ${p.current_page + 1} of ${Math.max(p.total_pages, 1)} · ${p.total_elements} users `),
       h('button', { class: 'secondary', disabled: page <= 0, onclick: () => { page--; load(); } }, 'Previous'),

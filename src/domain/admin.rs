@@ -111,6 +111,10 @@ pub async fn update_user(
             if let Some(a) = patch.active.filter(|a| *a != u.active) {
                 changes.push(("user.active_changed", format!("active = {a}{origin}")));
                 u.active = a;
+                // Reactivating an account scheduled for deletion cancels the deletion.
+                if a {
+                    u.scheduled_deletion_at = None;
+                }
             }
             // An address verified now ends every session opened before: whoever held the
             // account while the address was unproven (a stranger who registered it first)
@@ -180,46 +184,6 @@ pub async fn reset_password(
             ev.detail = format!("reset; {n} sessions ended{origin}");
             ev.record(&st, tx, now)?;
             Ok(u)
-        })
-        .await
-}
-
-/// `DELETE /admin/users/{id}`: the user with its sessions and keys, in one transaction.
-pub async fn delete_user(
-    state: &AppState,
-    actor: &Caller,
-    id: Uuid,
-    client: &ClientInfo,
-) -> Result<()> {
-    let aid = actor.user.id;
-    if aid == id {
-        return Err(Error::BadRequest(
-            "you cannot delete your own account".into(),
-        ));
-    }
-    let (st, cl, now) = (state.clone(), client.clone(), state.now());
-    state
-        .store
-        .write(move |tx| {
-            let u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            if u.active && u.role == Role::Admin && store::user::active_admins(tx)? <= 1 {
-                return Err(Error::BadRequest(
-                    "the last active admin cannot be deleted".into(),
-                ));
-            }
-            store::session::remove_all_of(tx, id, None)?;
-            for k in store::api_key::list_of(tx, id)? {
-                store::api_key::remove(tx, &k)?;
-            }
-            for l in store::oauth::links_of(tx, id)? {
-                store::oauth::remove_link(tx, &l)?;
-            }
-            store::throttle::forget_devices(tx, id)?;
-            store::prefs::remove(tx, id)?;
-            store::user::remove(tx, &u)?;
-            let mut ev = audit::event("user.deleted", Some(aid), Some(id), Some(&cl));
-            ev.email = Some(&u.email);
-            ev.record(&st, tx, now)
         })
         .await
 }

@@ -70,3 +70,17 @@ pub fn event<'a>(
         detail: String::new(),
     }
 }
+
+/// Drop events older than `audit_log_retention_days` (0 keeps them; the count bound still
+/// applies). Returns how many went.
+pub async fn prune(state: &AppState) -> Result<usize> {
+    let days = state.settings().audit_log_retention_days;
+    if days == 0 {
+        return Ok(0);
+    }
+    let cutoff = state.now() - i64::from(days) * 86_400;
+    state
+        .store
+        .write(move |tx| store::audit::prune_before(tx, cutoff))
+        .await
+}

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api_key;
 pub mod audit;
+pub mod deletion;
 pub mod export;
 pub mod factor;
 pub mod keys;

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{AuthKind, Caller, mfa, prefs, reauth, session, user};
+use crate::domain::{AuthKind, Caller, deletion, mfa, prefs, reauth, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -231,6 +231,19 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
         Account::GetApiKey(id) => {
             let k = api_key::get_own(state, c, id)?;
             Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))
+        }
+        Account::DeleteMe => {
+            let b: ProofFields = req.json_or_default().await?;
+            let u = deletion::request_own(state, c, b.given(), &client).await?;
+            let mut r = response::ok(
+                StatusCode::OK,
+                &json!({
+                    "message": "account deactivated; it will be deleted at the scheduled time unless an admin cancels it",
+                    "scheduled_deletion_at": u.scheduled_deletion_at.map(crate::clock::rfc3339),
+                }),
+            );
+            response::set_cookie(&mut r, &super::cookie::clear(req.https));
+            Ok(r)
         }
         Account::GetSettings => Ok(response::ok(StatusCode::OK, &prefs::view(state, c)?)),
         Account::PutSettings => {

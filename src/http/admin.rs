@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Actor, Caller, admin, api_key, mfa};
+use crate::domain::{Actor, Caller, admin, api_key, deletion, mfa};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::state::AppState;
@@ -97,10 +97,28 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             Ok(response::ok(StatusCode::OK, &UserView::of(state, &u)))
         }
         Admin::DeleteUser(id) => {
-            admin::delete_user(state, c, id, &client).await?;
+            let u = deletion::schedule_by_admin(state, Actor::Admin(c, &client), id).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({
+                    "message": "user deactivated; deletion scheduled",
+                    "scheduled_deletion_at": u.scheduled_deletion_at.map(crate::clock::rfc3339),
+                    "user": UserView::of(state, &u),
+                }),
+            ))
+        }
+        Admin::ForceDeleteUser(id) => {
+            deletion::force(state, Actor::Admin(c, &client), id).await?;
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "user deleted"}),
+            ))
+        }
+        Admin::CancelDeletion(id) => {
+            let u = deletion::cancel(state, Actor::Admin(c, &client), id).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "deletion cancelled; user reactivated", "user": UserView::of(state, &u)}),
             ))
         }
         Admin::Reset2fa(id) => {

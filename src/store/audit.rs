@@ -25,6 +25,33 @@ pub fn append(tx: &WriteTransaction, mut e: Event, max: u64) -> Result<()> {
     Ok(())
 }
 
+/// Drop events from before `cutoff` (they are stored oldest first); returns how many.
+pub fn prune_before(tx: &WriteTransaction, cutoff: i64) -> Result<usize> {
+    let mut t = tx.open_table(EVENTS)?;
+    let mut n = 0;
+    loop {
+        let old = match t.first()? {
+            Some((_, v)) => codec::decode_event(v.value())?.at < cutoff,
+            None => false,
+        };
+        if !old {
+            return Ok(n);
+        }
+        t.pop_first()?;
+        n += 1;
+    }
+}
+
+/// One event by id.
+pub fn get(tx: &impl Tx, id: u64) -> Result<Option<Event>> {
+    let Some(t) = tx.table(EVENTS)? else {
+        return Ok(None);
+    };
+    t.get(id)?
+        .map(|v| codec::decode_event(v.value()))
+        .transpose()
+}
+
 /// Events newest first, filtered, as (page items, total matching).
 pub fn page(
     tx: &impl Tx,

@@ -83,8 +83,14 @@ async fn user_management() {
         .delete(&format!("/api/v1/admin/users/{zed}"), Some(&admin))
         .await;
     assert_eq!(st, 200);
+    // Deleting schedules: the account is disabled at once (sessions, keys) ...
     assert_eq!(s.get("/api/v1/users/me", Some(&zt)).await.0, 401);
     assert_eq!(s.get("/api/v1/auth/verify", Some(&key)).await.0, 401);
+    // ... and, inactive now, it can be deleted at once with everything it had.
+    let (st, _) = s
+        .delete(&format!("/api/v1/admin/users/{zed}/force"), Some(&admin))
+        .await;
+    assert_eq!(st, 200);
     let (_, v) = s.get("/api/v1/admin/api-keys", Some(&admin)).await;
     assert_eq!(v["pageable"]["total_elements"], 0);
     assert_eq!(

@@ -23,7 +23,7 @@ async fn create_use_list_revoke_delete() {
         .post(
             "/api/v1/users/me/api-keys",
             Some(&t),
-            json!({"name": "mailer"}),
+            json!({"name": "mailer", "expires_in_days": 0}),
         )
         .await;
     assert_eq!(st, 201);

@@ -298,3 +298,177 @@ async fn user_and_session_fields() {
     assert_eq!(mine["label"], "Firefox on Windows 10");
     assert_eq!(mine["user_agent"], firefox);
 }
+
+async fn user_row(s: &TestServer, admin: &str, email: &str) -> Option<Value> {
+    let (_, v) = s
+        .get(&format!("/api/v1/admin/users?search={email}"), Some(admin))
+        .await;
+    v["data"].as_array().unwrap().first().cloned()
+}
+
+/// Deletion as Posta does it: the owner's request (a recent proof needed) deactivates at once
+/// and schedules the deletion after the grace period; an admin cancels it, schedules one,
+/// deletes an inactive account at once; the last admin cannot go; the background job
+/// deletes what is due (here: at the next start, with the clock past the grace period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_deletion_is_scheduled_and_cancellable() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (t, uid) = s.register("Del", "del@example.com").await;
+    let (key, _) = s.api_key(&t, json!({"name": "k"})).await;
+    assert_eq!(forward(&s, &key).await, 200);
+
+    // Just signed in: a recent proof; Posta sends no body.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/users/me/delete", s.url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let now = {
+        use posta::clock::Clock;
+        s.clock.now()
+    };
+    assert_eq!(
+        v["data"]["scheduled_deletion_at"],
+        posta::clock::rfc3339(now + 7 * 86_400)
+    );
+    // Deactivated now: the session, the key and the password no longer work.
+    assert_eq!(s.get("/api/v1/users/me", Some(&t)).await.0, 401);
+    assert_eq!(forward(&s, &key).await, 401);
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "del@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let row = user_row(&s, &admin, "del@example.com").await.unwrap();
+    assert_eq!(
+        (
+            row["active"].clone(),
+            row["scheduled_deletion_at"].is_string()
+        ),
+        (json!(false), true)
+    );
+
+    // An admin cancels: active again, nothing scheduled.
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/admin/users/{uid}/cancel-deletion"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["user"]["scheduled_deletion_at"], Value::Null);
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/admin/users/{uid}/cancel-deletion"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 409, "nothing left to cancel");
+    let t = s.login("del@example.com", PASSWORD).await;
+
+    // A session whose last proof is older than the window needs the password.
+    s.clock.advance(11 * 60);
+    let (st, v) = s.post("/api/v1/users/me/delete", Some(&t), json!({})).await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].clone()),
+        (403, json!("REAUTH_REQUIRED"))
+    );
+    let (st, _) = s
+        .post(
+            "/api/v1/users/me/delete",
+            Some(&t),
+            json!({"current_password": "wrong-password-1"}),
+        )
+        .await;
+    assert_eq!(
+        st, 400,
+        "a wrong password, as for every proof given with a request"
+    );
+    assert_eq!(
+        s.get("/api/v1/users/me", Some(&t)).await.0,
+        200,
+        "nothing changed"
+    );
+    let (st, _) = s
+        .post(
+            "/api/v1/users/me/delete",
+            Some(&t),
+            json!({"current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // Admin: schedule another user; delete at once only an inactive one.
+    let (_, oid) = s.register("Oth", "oth@example.com").await;
+    let (st, _) = s
+        .delete(&format!("/api/v1/admin/users/{oid}/force"), Some(&admin))
+        .await;
+    assert_eq!(st, 409, "an active account is not deleted at once");
+    let (st, v) = s
+        .delete(&format!("/api/v1/admin/users/{oid}"), Some(&admin))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(v["data"]["scheduled_deletion_at"].is_string());
+    let (st, _) = s
+        .delete(&format!("/api/v1/admin/users/{oid}/force"), Some(&admin))
+        .await;
+    assert_eq!(st, 200);
+    assert!(user_row(&s, &admin, "oth@example.com").await.is_none());
+
+    // The last active admin cannot schedule its own deletion.
+    let (st, v) = s
+        .post(
+            "/api/v1/users/me/delete",
+            Some(&admin),
+            json!({"current_password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 400, "{v}");
+
+    // Past the grace period, the job deletes `del` (once, audited) at the next start.
+    let (dir, clock) = s.stop().await;
+    clock.advance(7 * 86_400 + 1);
+    let cfg = test_config(dir.path());
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let admin = s.admin().await;
+    let mut gone = false;
+    for _ in 0..200 {
+        if user_row(&s, &admin, "del@example.com").await.is_none() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(gone, "the scheduled deletion ran");
+    let (_, v) = s
+        .get("/api/v1/admin/events?type=user.deleted", Some(&admin))
+        .await;
+    let deleted: Vec<&Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["metadata"]["user_id"] == uid.as_str() || e["user_id"] == uid.as_str())
+        .collect();
+    assert_eq!(deleted.len(), 1, "{v}");
+}
+
+async fn forward(s: &TestServer, key: &str) -> u16 {
+    s.client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
