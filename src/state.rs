@@ -62,6 +62,10 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Set once the server stops accepting: long-lived answers (event streams) end.
+    pub closing: tokio::sync::watch::Sender<bool>,
+    /// Open audit event streams, bounded in number.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::ops::Deref for AppState {
@@ -127,6 +131,8 @@ impl AppState {
             cors_origins,
             oidc_cache: crate::auth::oidc::DiscoveryCache::default(),
             metrics: crate::metrics::Metrics::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(EVENT_STREAMS)),
             http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,
             cfg,
@@ -205,6 +211,9 @@ fn cost(cfg: &Config) -> Cost {
         p: cfg.argon2_parallelism,
     }
 }
+
+/// At most this many audit event streams at once (each holds a task and a connection).
+pub const EVENT_STREAMS: usize = 32;
 
 /// Read a 32-byte hex key file, or create one (mode 0600) with OS randomness when `create`.
 fn load_or_create_key(path: &Path, create: bool) -> Result<[u8; 32]> {

@@ -498,22 +498,23 @@ function auditSection() {
   const sec = h('section', { id: 'audit' }, h('h2', {}, 'Audit log'));
   const list = h('div', { class: 'table-wrap' });
   const pager = h('div', {});
-  let page = 0; let type = ''; let user = '';
-  const filters = h('form', { class: 'row', onsubmit: e => { e.preventDefault(); type = e.target.elements.type.value; user = e.target.elements.user_id.value; page = 0; load(); } },
+  let page = 0; let type = ''; let user = ''; let category = '';
+  const filters = h('form', { class: 'row', onsubmit: e => { e.preventDefault(); category = e.target.elements.category.value; type = e.target.elements.type.value; user = e.target.elements.user_id.value; page = 0; load(); } },
+    h('div', {}, h('label', { for: 'ev-category' }, 'Category'), h('select', { id: 'ev-category', name: 'category' }, ...['', 'user', 'admin', 'security'].map(c => h('option', { value: c }, c || 'all')))),
     h('div', {}, ...field('Event type (e.g. login, login.failure)', { name: 'type', type: 'text' })),
     h('div', {}, ...field('User id', { name: 'user_id', type: 'text' })),
     h('button', { type: 'submit' }, 'Filter'));
   async function load() {
     const q = new URLSearchParams({ page, size: 25 });
-    if (type) q.set('type', type); if (user) q.set('user_id', user);
+    if (category) q.set('category', category); if (type) q.set('type', type); if (user) q.set('user_id', user);
     const r = await api('GET', `/api/v1/admin/events?${q}`);
     if (!r.ok) { list.replaceChildren(msg(errorText(r))); return; }
-    list.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Event'), h('th', {}, 'Email'), h('th', {}, 'Address'), h('th', {}, 'Detail'))),
-      h('tbody', {}, ...r.json.data.map(e => h('tr', {}, h('td', {}, fmt(e.created_at)), h('td', {}, e.type), h('td', {}, e.email || ''), h('td', {}, e.ip_address || ''), h('td', {}, e.detail))))));
+    list.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Time'), h('th', {}, 'Category'), h('th', {}, 'Event'), h('th', {}, 'By'), h('th', {}, 'Email'), h('th', {}, 'Address'), h('th', {}, 'What'))),
+      h('tbody', {}, ...r.json.data.map(e => h('tr', {}, h('td', {}, fmt(e.created_at)), h('td', {}, e.category), h('td', {}, e.type), h('td', {}, e.actor_name || ''), h('td', {}, e.metadata.email || ''), h('td', {}, e.client_ip || ''), h('td', {}, e.message))))));
     const p = r.json.pageable;
-    pager.replaceChildren(h('span', { class: 'muted' }, `Page ${p.current_page} of ${Math.max(p.total_pages, 1)} `),
-      h('button', { class: 'secondary', disabled: page <= 1, onclick: () => { page--; load(); } }, 'Newer'),
-      h('button', { class: 'secondary', disabled: page >= p.total_pages, onclick: () => { page++; load(); } }, 'Older'));
+    pager.replaceChildren(h('span', { class: 'muted' }, `Page ${p.current_page + 1} of ${Math.max(p.total_pages, 1)} `),
+      h('button', { class: 'secondary', disabled: page <= 0, onclick: () => { page--; load(); } }, 'Newer'),
+      h('button', { class: 'secondary', disabled: page + 1 >= p.total_pages, onclick: () => { page++; load(); } }, 'Older'));
   }
   load();
   sec.append(filters, list, pager);

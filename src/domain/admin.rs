@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::error::{Error, Result};
-use crate::model::{Event, Origin, Role, Settings, User};
+use crate::model::{Origin, Role, Settings, User};
 use crate::state::AppState;
 use crate::store;
 
@@ -391,29 +391,6 @@ pub async fn put_settings(
         .await?;
     state.refresh_settings()?;
     Ok(saved)
-}
-
-/// `GET /admin/events`, newest first, filtered by kind prefix and user.
-pub fn events(
-    state: &AppState,
-    kind: Option<&str>,
-    user_id: Option<Uuid>,
-    page: usize,
-    size: usize,
-) -> Result<Page<Event>> {
-    let filter = |e: &Event| {
-        kind.is_none_or(|k| e.kind == k || e.kind.starts_with(&format!("{k}.")))
-            && user_id.is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
-    };
-    let (items, total) = state
-        .store
-        .read(|tx| store::audit::page(tx, filter, page.saturating_mul(size), size))?;
-    Ok(Page {
-        items,
-        page,
-        size,
-        total,
-    })
 }
 
 #[cfg(test)]

@@ -2,12 +2,12 @@
 
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::Event;
 use crate::state::AppState;
 use crate::store::{self, WriteTransaction};
 
-use super::ClientInfo;
+use super::{ClientInfo, Page};
 
 /// An event about to be recorded.
 pub struct Audit<'a> {
@@ -79,8 +79,184 @@ pub async fn prune(state: &AppState) -> Result<usize> {
         return Ok(0);
     }
     let cutoff = state.now() - i64::from(days) * 86_400;
+    // Read first: most runs find nothing to prune and need no write.
+    let oldest = state
+        .store
+        .read(|tx| Ok(store::audit::after(tx, 0, 1)?.first().map(|e| e.at)))?;
+    if oldest.is_none_or(|at| at >= cutoff) {
+        return Ok(0);
+    }
     state
         .store
         .write(move |tx| store::audit::prune_before(tx, cutoff))
         .await
+}
+
+/// Kinds about attacks on accounts and the keys (Posta's `security` category).
+const SECURITY: &[&str] = &[
+    "login.failure",
+    "login.locked",
+    "2fa.disable_failure",
+    "password.change_failure",
+    "reauth.failure",
+    "keys.rotated",
+    "oauth.link_repaired",
+];
+
+/// Posta's category of an event: `security` (failed proofs, lock-outs, key rotation),
+/// `admin` (providers, settings, and what an admin or a host command did to an account),
+/// `user` (what people did to their own accounts).
+#[must_use]
+pub fn category(e: &Event) -> &'static str {
+    if SECURITY.contains(&e.kind.as_str()) {
+        "security"
+    } else if e.kind.starts_with("oauth_provider.")
+        || e.kind.starts_with("settings.")
+        || e.detail.ends_with("(host command)")
+        || matches!((e.actor, e.subject), (Some(a), Some(s)) if a != s)
+    {
+        "admin"
+    } else {
+        "user"
+    }
+}
+
+/// A sentence for the event's kind, for a list a person reads.
+#[must_use]
+pub fn describe(kind: &str) -> &'static str {
+    match kind {
+        "login.success" => "Signed in",
+        "login.failure" => "Failed sign-in",
+        "login.locked" => "Sign-in locked after repeated failures",
+        "user.registered" => "Account registered",
+        "user.created" => "Account created",
+        "user.deleted" => "Account deleted",
+        "user.deletion_scheduled" => "Account deactivated; deletion scheduled",
+        "user.deletion_cancelled" => "Scheduled deletion cancelled",
+        "user.role_changed" => "Role changed",
+        "user.active_changed" => "Account enabled or disabled",
+        "user.email_verified_changed" => "Email verification changed",
+        "password.changed" => "Password changed",
+        "password.change_failure" => "Wrong current password",
+        "2fa.enabled" => "Two-factor authentication enabled",
+        "2fa.disabled" => "Two-factor authentication disabled",
+        "2fa.reset" => "Two-factor authentication reset",
+        "2fa.disable_failure" => "Wrong code to disable two-factor authentication",
+        "reauth.failure" => "Failed re-authentication",
+        "sessions.revoked" => "Sessions ended",
+        "api_key.created" => "API key created",
+        "api_key.revoked" => "API key revoked",
+        "api_key.deleted" => "API key deleted",
+        "oauth.linked" => "Identity provider linked",
+        "oauth.unlinked" => "Identity provider unlinked",
+        "oauth.link_repaired" => "Inconsistent identity-provider link removed",
+        "oauth_provider.created" => "Identity provider added",
+        "oauth_provider.updated" => "Identity provider changed",
+        "oauth_provider.deleted" => "Identity provider removed",
+        "settings.changed" => "Platform settings changed",
+        "keys.rotated" => "Encryption key and JWT secret rotated",
+        _ => "Event",
+    }
+}
+
+/// An event with the name of who acted, as the event list shows it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The stored event.
+    pub event: Event,
+    /// The acting user's name (gone when the user was deleted).
+    pub actor_name: Option<String>,
+}
+
+fn named(tx: &impl store::Tx, events: Vec<Event>) -> Result<Vec<Entry>> {
+    let mut names: Vec<(uuid::Uuid, Option<String>)> = Vec::new();
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let actor_name = match event.actor {
+            Some(a) => match names.iter().find(|(id, _)| *id == a) {
+                Some((_, n)) => n.clone(),
+                None => {
+                    let n = store::user::get(tx, a)?.map(|u| u.name);
+                    names.push((a, n.clone()));
+                    n
+                }
+            },
+            None => None,
+        };
+        out.push(Entry { event, actor_name });
+    }
+    Ok(out)
+}
+
+/// Which events a list asks for.
+#[derive(Debug, Default)]
+pub struct Filter<'a> {
+    /// Posta's category (`user`, `admin`, `security`).
+    pub category: Option<&'a str>,
+    /// A kind, or a kind's prefix (`login` for `login.*`).
+    pub kind: Option<&'a str>,
+    /// Events by or about this user.
+    pub user_id: Option<Uuid>,
+}
+
+impl Filter<'_> {
+    fn keeps(&self, e: &Event) -> bool {
+        self.category.is_none_or(|c| category(e) == c)
+            && self.kind.is_none_or(|k| {
+                e.kind == k || e.kind.strip_prefix(k).is_some_and(|r| r.starts_with('.'))
+            })
+            && self
+                .user_id
+                .is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
+    }
+}
+
+/// A page of events, newest first.
+pub fn page(
+    state: &AppState,
+    filter: &Filter<'_>,
+    page: usize,
+    size: usize,
+) -> Result<Page<Entry>> {
+    if let Some(c) = filter.category
+        && !["user", "admin", "security"].contains(&c)
+    {
+        return Err(Error::BadRequest(
+            "query category must be user, admin or security".into(),
+        ));
+    }
+    let (items, total) = state.store.read(|tx| {
+        let (events, total) =
+            store::audit::page(tx, |e| filter.keeps(e), page.saturating_mul(size), size)?;
+        Ok((named(tx, events)?, total))
+    })?;
+    Ok(Page {
+        items,
+        page,
+        size,
+        total,
+    })
+}
+
+/// One event.
+pub fn get(state: &AppState, id: u64) -> Result<Entry> {
+    state.store.read(|tx| {
+        let e = store::audit::get(tx, id)?.ok_or(Error::NotFound("event"))?;
+        named(tx, vec![e])?
+            .into_iter()
+            .next()
+            .ok_or(Error::NotFound("event"))
+    })
+}
+
+/// The newest event's id.
+pub fn last_id(state: &AppState) -> Result<u64> {
+    state.store.read(store::audit::last_id)
+}
+
+/// Up to `limit` events after id `last`, oldest first.
+pub fn after(state: &AppState, last: u64, limit: usize) -> Result<Vec<Entry>> {
+    state
+        .store
+        .read(|tx| named(tx, store::audit::after(tx, last, limit)?))
 }

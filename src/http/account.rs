@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{AuthKind, Caller, deletion, mfa, prefs, reauth, session, user};
+use crate::domain::{AuthKind, Caller, audit, deletion, mfa, prefs, reauth, session, user};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -14,7 +14,7 @@ use super::rendered;
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Account;
-use super::view::{ApiKeyView, SessionView, UserView};
+use super::view::{ApiKeyView, EventView, SessionView, UserView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +231,18 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
         Account::GetApiKey(id) => {
             let k = api_key::get_own(state, c, id)?;
             Ok(response::ok(StatusCode::OK, &ApiKeyView::from(&k)))
+        }
+        Account::AuditLog => {
+            let (page, size) = req.paging()?;
+            let kind = req.query("type").filter(|t| !t.is_empty());
+            let category = req.query("category").filter(|t| !t.is_empty());
+            let filter = audit::Filter {
+                category: category.as_deref(),
+                kind: kind.as_deref(),
+                user_id: Some(c.user.id),
+            };
+            let p = audit::page(state, &filter, page, size)?;
+            Ok(response::paged(&p, EventView::from))
         }
         Account::DeleteMe => {
             let b: ProofFields = req.json_or_default().await?;

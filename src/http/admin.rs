@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Actor, Caller, admin, api_key, deletion, mfa};
+use crate::domain::{Actor, Caller, admin, api_key, audit, deletion, mfa};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::state::AppState;
@@ -173,8 +173,26 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
                 _ => None,
             };
             let kind = req.query("type").filter(|t| !t.is_empty());
-            let p = admin::events(state, kind.as_deref(), user_id, page, size)?;
+            let category = req.query("category").filter(|t| !t.is_empty());
+            let filter = audit::Filter {
+                category: category.as_deref(),
+                kind: kind.as_deref(),
+                user_id,
+            };
+            let p = audit::page(state, &filter, page, size)?;
             Ok(response::paged(&p, EventView::from))
+        }
+        Admin::Event(id) => {
+            let e = audit::get(state, id)?;
+            Ok(response::ok(StatusCode::OK, &EventView::from(&e)))
+        }
+        Admin::EventStream => {
+            let last = req
+                .parts
+                .headers
+                .get("last-event-id")
+                .and_then(|v| v.to_str().ok());
+            super::stream::events(state, last)
         }
     }
 }

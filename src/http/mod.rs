@@ -15,6 +15,7 @@ mod request_id;
 pub mod response;
 pub mod router;
 pub mod server;
+pub mod stream;
 mod view;
 
 use std::convert::Infallible;

@@ -6,10 +6,10 @@ use super::router::{Access, ROUTES};
 
 /// Sample parameter values used to build each route (to learn its access level).
 fn sample(name: &str) -> &'static str {
-    if name == "slug" {
-        "example"
-    } else {
-        "00000000-0000-0000-0000-000000000000"
+    match name {
+        "slug" => "example",
+        "event_id" => "1",
+        _ => "00000000-0000-0000-0000-000000000000",
     }
 }
 
@@ -33,7 +33,14 @@ pub fn document() -> Value {
         };
         let parameters: Vec<Value> = params
             .iter()
-            .map(|p| json!({"name": p, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|p| {
+                let ty = if *p == "event_id" {
+                    "integer"
+                } else {
+                    "string"
+                };
+                json!({"name": p, "in": "path", "required": true, "schema": {"type": ty}})
+            })
             .collect();
         let ok = if spec.summary.starts_with("Create") || spec.summary.starts_with("Add") {
             "201"

@@ -97,6 +97,7 @@ pub enum Account {
     CreateApiKey,
     ListApiKeys,
     GetApiKey(Uuid),
+    AuditLog,
     DeleteMe,
     GetSettings,
     PutSettings,
@@ -132,6 +133,8 @@ pub enum Admin {
     GetSettings,
     PutSettings,
     Events,
+    Event(u64),
+    EventStream,
 }
 
 /// `http::oauth::admin`.
@@ -184,6 +187,13 @@ fn p0(p: &[&str]) -> Result<Uuid> {
     id(p.first().copied().unwrap_or_default())
 }
 
+/// A numeric id (audit events); anything else is not found, like a malformed UUID.
+fn n0(p: &[&str]) -> Result<u64> {
+    p.first()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Error::NotFound("resource"))
+}
+
 fn s0(p: &[&str]) -> String {
     p.first().copied().unwrap_or_default().to_owned()
 }
@@ -228,6 +238,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(GET "/api/v1/workspaces/current/api-keys/{id}", "One API key at Posta's current path", |p| Ok(Endpoint::Account(Account::GetApiKey(p0(p)?)))),
     spec!(PUT "/api/v1/workspaces/current/api-keys/{id}/revoke", "Revoke an API key at Posta's current path", |p| Ok(Endpoint::Account(Account::RevokeApiKey(p0(p)?)))),
     spec!(DELETE "/api/v1/workspaces/current/api-keys/{id}", "Delete a revoked or expired API key at Posta's current path", |p| Ok(Endpoint::Account(Account::DeleteApiKey(p0(p)?)))),
+    spec!(GET "/api/v1/users/me/audit-log", "The user's own events (paged, ?category=&type=)", |_| Ok(Endpoint::Account(Account::AuditLog))),
     spec!(POST "/api/v1/users/me/delete", "Deactivate this account now and delete it after account_deletion_grace_days (needs a recent proof)", |_| Ok(Endpoint::Account(Account::DeleteMe))),
     spec!(GET "/api/v1/users/me/settings", "The user's own settings (Posta's object)", |_| Ok(Endpoint::Account(Account::GetSettings))),
     spec!(PUT "/api/v1/users/me/settings", "Change the user's own settings (the keys given)", |_| Ok(Endpoint::Account(Account::PutSettings))),
@@ -246,7 +257,9 @@ pub static ROUTES: &[Spec] = &[
     spec!(DELETE "/api/v1/admin/api-keys/{id}", "Delete any API key", |p| Ok(Endpoint::Admin(Admin::DeleteApiKey(p0(p)?)))),
     spec!(GET "/api/v1/admin/settings", "Platform settings", |_| Ok(Endpoint::Admin(Admin::GetSettings))),
     spec!(PUT "/api/v1/admin/settings", "Update platform settings (all or nothing)", |_| Ok(Endpoint::Admin(Admin::PutSettings))),
-    spec!(GET "/api/v1/admin/events", "Audit log (paged, ?type=&user_id=)", |_| Ok(Endpoint::Admin(Admin::Events))),
+    spec!(GET "/api/v1/admin/events", "Audit log in Posta's shape (paged, ?category=&type=&user_id=)", |_| Ok(Endpoint::Admin(Admin::Events))),
+    spec!(GET "/api/v1/admin/events/stream", "Audit events as they happen (Server-Sent Events; Last-Event-ID resumes)", |_| Ok(Endpoint::Admin(Admin::EventStream))),
+    spec!(GET "/api/v1/admin/events/{event_id}", "One audit event", |p| Ok(Endpoint::Admin(Admin::Event(n0(p)?)))),
     spec!(GET "/api/v1/admin/oauth/providers", "Identity providers", |_| Ok(Endpoint::AdminSso(AdminSso::List))),
     spec!(POST "/api/v1/admin/oauth/providers", "Add an identity provider", |_| Ok(Endpoint::AdminSso(AdminSso::Create))),
     spec!(PUT "/api/v1/admin/oauth/providers/{id}", "Change an identity provider", |p| Ok(Endpoint::AdminSso(AdminSso::Update(p0(p)?)))),
@@ -393,6 +406,7 @@ impl Endpoint {
                 Account::ListApiKeys => "list_api_keys",
                 Account::GetApiKey(_) => "get_api_key",
                 Account::DeleteMe => "delete_me",
+                Account::AuditLog => "own_audit_log",
                 Account::GetSettings => "get_user_settings",
                 Account::PutSettings => "put_user_settings",
                 Account::Workspaces => "workspaces",
@@ -417,6 +431,8 @@ impl Endpoint {
                 Admin::GetSettings => "admin_get_settings",
                 Admin::PutSettings => "admin_put_settings",
                 Admin::Events => "admin_events",
+                Admin::Event(_) => "admin_event",
+                Admin::EventStream => "admin_event_stream",
             },
             Endpoint::AdminSso(a) => match a {
                 AdminSso::List => "admin_list_providers",
@@ -514,6 +530,7 @@ mod tests {
                 .path
                 .replace("{id}", &u)
                 .replace("{provider_id}", &u)
+                .replace("{event_id}", "7")
                 .replace("{slug}", "corp");
             let e = Endpoint::parse(&spec.method, &path).unwrap();
             assert!(

@@ -149,6 +149,8 @@ pub async fn serve(
     tracing::info!("shutting down: draining connections");
     closing.now.store(true, Ordering::Release);
     closing.wake.notify_waiters();
+    // Long-lived answers (event streams) end, so their connections can drain.
+    state.closing.send_replace(true);
     let all = u32::try_from(cfg.max_connections).unwrap_or(u32::MAX);
     if tokio::time::timeout(grace, permits.acquire_many(all))
         .await
@@ -186,6 +188,23 @@ impl Drop for InFlight {
     }
 }
 
+/// The service's future: the handler's answer, as the body the connection sends.
+struct Served {
+    answer: Answer,
+    guard: Option<InFlight>,
+}
+
+impl Future for Served {
+    type Output = Result<hyper::Response<super::stream::Body>, std::convert::Infallible>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        std::pin::Pin::new(&mut this.answer)
+            .poll(cx)
+            .map(|r| r.map(|resp| super::stream::into_body(resp, this.guard.take())))
+    }
+}
+
 /// Serve one connection, closing it once a whole watchdog period (`limit`) passed in which no
 /// request started and none was in flight. A new connection that does not complete a request
 /// head within `limit` (slowloris) is closed at `limit`; one idle between keep-alive requests,
@@ -205,17 +224,14 @@ async fn serve_conn<I>(
     let seen = activity.clone();
     let svc = service_fn(move |req| {
         seen.started.fetch_add(1, Ordering::Relaxed);
-        match super::handle(&state, req, peer, tls) {
-            Answer::Later(work) => {
-                seen.in_flight.fetch_add(1, Ordering::Relaxed);
-                let guard = InFlight(seen.clone());
-                Answer::Later(Box::pin(async move {
-                    let _guard = guard;
-                    work.await
-                }))
-            }
-            now => now,
-        }
+        let answer = super::handle(&state, req, peer, tls);
+        // A request that waits is "in flight" for the watchdog until it is answered, or,
+        // for a stream, until the stream ends.
+        let guard = matches!(answer, Answer::Later(_)).then(|| {
+            seen.in_flight.fetch_add(1, Ordering::Relaxed);
+            InFlight(seen.clone())
+        });
+        Served { answer, guard }
     });
     let conn = builder.serve_connection(io, svc).into_owned();
     tokio::pin!(conn);

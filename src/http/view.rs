@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use crate::clock::rfc3339;
 use crate::domain::Caller;
-use crate::model::{ApiKey, Event, Session, User};
+use crate::domain::audit::{self, Entry};
+use crate::model::{ApiKey, Session, User};
 use crate::state::AppState;
 
 /// A Unix time shown as RFC 3339, written straight into the output (no intermediate string).
@@ -230,31 +231,60 @@ impl From<&ApiKey> for ApiKeyView {
     }
 }
 
-/// An audit event.
+/// An audit event in Posta's shape (`category`, `type`, `actor_name`, `client_ip`,
+/// `message`, `metadata`), plus this appliance's earlier fields (`user_id`, `email`,
+/// `ip_address`, `detail`) for the clients that read them.
 #[derive(Debug, Serialize)]
-pub struct EventView {
+pub struct EventView<'a> {
     id: u64,
+    category: &'static str,
     #[serde(rename = "type")]
-    kind: String,
-    created_at: String,
+    kind: &'a str,
     actor_id: Option<Uuid>,
+    actor_name: Option<&'a str>,
+    client_ip: Option<&'a str>,
+    message: String,
+    metadata: EventMetadata<'a>,
+    created_at: Time,
     user_id: Option<Uuid>,
-    email: Option<String>,
-    ip_address: Option<String>,
-    detail: String,
+    email: Option<&'a str>,
+    ip_address: Option<&'a str>,
+    detail: &'a str,
 }
 
-impl From<&Event> for EventView {
-    fn from(e: &Event) -> Self {
+#[derive(Debug, Serialize)]
+struct EventMetadata<'a> {
+    user_id: Option<Uuid>,
+    email: Option<&'a str>,
+    detail: &'a str,
+}
+
+impl<'a> From<&'a Entry> for EventView<'a> {
+    fn from(en: &'a Entry) -> Self {
+        let e = &en.event;
+        let what = audit::describe(&e.kind);
         Self {
             id: e.id,
-            kind: e.kind.clone(),
-            created_at: rfc3339(e.at),
+            category: audit::category(e),
+            kind: &e.kind,
             actor_id: e.actor,
+            actor_name: en.actor_name.as_deref(),
+            client_ip: e.ip.as_deref(),
+            message: if e.detail.is_empty() {
+                what.to_owned()
+            } else {
+                format!("{what}: {}", e.detail)
+            },
+            metadata: EventMetadata {
+                user_id: e.subject,
+                email: e.email.as_deref(),
+                detail: &e.detail,
+            },
+            created_at: Time(e.at),
             user_id: e.subject,
-            email: e.email.clone(),
-            ip_address: e.ip.clone(),
-            detail: e.detail.clone(),
+            email: e.email.as_deref(),
+            ip_address: e.ip.as_deref(),
+            detail: &e.detail,
         }
     }
 }

@@ -42,6 +42,26 @@ pub fn prune_before(tx: &WriteTransaction, cutoff: i64) -> Result<usize> {
     }
 }
 
+/// The newest event's id (0 when there is none).
+pub fn last_id(tx: &impl Tx) -> Result<u64> {
+    let Some(t) = tx.table(EVENTS)? else {
+        return Ok(0);
+    };
+    Ok(t.last()?.map_or(0, |(k, _)| k.value()))
+}
+
+/// Up to `limit` events after id `last`, oldest first.
+pub fn after(tx: &impl Tx, last: u64, limit: usize) -> Result<Vec<Event>> {
+    let Some(t) = tx.table(EVENTS)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in t.range(last.saturating_add(1)..)?.take(limit) {
+        out.push(codec::decode_event(row?.1.value())?);
+    }
+    Ok(out)
+}
+
 /// One event by id.
 pub fn get(tx: &impl Tx, id: u64) -> Result<Option<Event>> {
     let Some(t) = tx.table(EVENTS)? else {

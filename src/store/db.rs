@@ -76,6 +76,8 @@ struct Shared {
     slot: RwLock<Slot>,
     // Committed write transactions since open; see [`Store::generation`].
     generation: AtomicU64,
+    /// The generation, for tasks that wait for the next commit (the audit event stream).
+    commits: tokio::sync::watch::Sender<u64>,
     path: PathBuf,
     cache_bytes: usize,
 }
@@ -238,6 +240,7 @@ impl Store {
                     failing: false,
                 }),
                 generation: AtomicU64::new(0),
+                commits: tokio::sync::watch::Sender::new(0),
                 path: path.to_owned(),
                 cache_bytes,
             }),
@@ -316,7 +319,8 @@ impl Store {
                 let committed = tx.commit();
                 // Bumped after the commit (whatever its outcome): a reader that sees the new
                 // generation is guaranteed to read the new data.
-                self.shared.generation.fetch_add(1, Ordering::Release);
+                let generation = self.shared.generation.fetch_add(1, Ordering::Release) + 1;
+                self.shared.commits.send_replace(generation);
                 if let Err(redb::CommitError::Storage(e)) = &committed
                     && needs_reopen(e)
                 {
@@ -420,6 +424,12 @@ impl Store {
     #[must_use]
     pub fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// Changes after every committed write (it carries the generation).
+    #[must_use]
+    pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.commits.subscribe()
     }
 
     /// Open an existing file read-only; no schema check (see `Store::open_read_only`).

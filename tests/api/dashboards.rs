@@ -472,3 +472,268 @@ async fn forward(s: &TestServer, key: &str) -> u16 {
         .status()
         .as_u16()
 }
+
+/// Admin events in Posta's shape with its filters, one event by id, and the user's own log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_posta_shape() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    let (t, uid) = s.register("Eve", "eve@example.com").await;
+    s.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "eve@example.com", "password": "wrong-password-9"}),
+    )
+    .await;
+    let (_, other) = s.register("Ivo", "ivo@example.com").await;
+    s.put(
+        &format!("/api/v1/admin/users/{other}"),
+        Some(&admin),
+        json!({"role": "admin"}),
+    )
+    .await;
+
+    let (st, v) = s.get("/api/v1/admin/events?size=100", Some(&admin)).await;
+    assert_eq!(st, 200);
+    let all = v["data"].as_array().unwrap().clone();
+    let reg = all
+        .iter()
+        .find(|e| e["type"] == "user.registered" && e["metadata"]["user_id"] == uid.as_str())
+        .unwrap();
+    for f in [
+        "id",
+        "category",
+        "type",
+        "actor_id",
+        "actor_name",
+        "client_ip",
+        "message",
+        "metadata",
+        "created_at",
+    ] {
+        assert!(reg.get(f).is_some(), "{f} in {reg}");
+    }
+    assert_eq!(reg["category"], "user");
+    assert_eq!(reg["actor_name"], "Eve");
+    assert_eq!(reg["client_ip"], "127.0.0.1");
+    assert_eq!(reg["message"], "Account registered");
+    assert_eq!(reg["metadata"]["email"], "eve@example.com");
+
+    // Filters: category, type (exact or prefix), both.
+    let (_, v) = s
+        .get("/api/v1/admin/events?category=security", Some(&admin))
+        .await;
+    let sec = v["data"].as_array().unwrap();
+    assert!(
+        !sec.is_empty() && sec.iter().all(|e| e["category"] == "security"),
+        "{v}"
+    );
+    assert!(sec.iter().any(|e| e["type"] == "login.failure"));
+    let (_, v) = s
+        .get("/api/v1/admin/events?category=admin", Some(&admin))
+        .await;
+    let adm = v["data"].as_array().unwrap();
+    let role = adm
+        .iter()
+        .find(|e| e["type"] == "user.role_changed")
+        .unwrap();
+    assert_eq!(role["actor_name"], "Admin");
+    let (_, v) = s.get("/api/v1/admin/events?type=login", Some(&admin)).await;
+    assert!(
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["type"].as_str().unwrap().starts_with("login."))
+    );
+    let (_, v) = s
+        .get(
+            "/api/v1/admin/events?category=user&type=user.registered",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(v["pageable"]["total_elements"], 2);
+    let (st, _) = s
+        .get("/api/v1/admin/events?category=nonsense", Some(&admin))
+        .await;
+    assert_eq!(st, 400);
+
+    // One by id; an unknown one is a 404.
+    let id = reg["id"].as_u64().unwrap();
+    let (st, v) = s
+        .get(&format!("/api/v1/admin/events/{id}"), Some(&admin))
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["data"]["type"].clone()),
+        (200, json!("user.registered"))
+    );
+    let (st, _) = s.get("/api/v1/admin/events/999999", Some(&admin)).await;
+    assert_eq!(st, 404);
+    let (st, _) = s.get(&format!("/api/v1/admin/events/{id}"), Some(&t)).await;
+    assert_eq!(st, 403, "admins only");
+
+    // The user's own log: hers only (her registration and sign-in failure), paged.
+    let (st, v) = s
+        .get("/api/v1/users/me/audit-log?page=0&size=50", Some(&t))
+        .await;
+    assert_eq!(st, 200);
+    let mine = v["data"].as_array().unwrap();
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter()
+            .all(|e| e["actor_id"] == uid.as_str() || e["metadata"]["user_id"] == uid.as_str()),
+        "{v}"
+    );
+    assert!(mine.iter().any(|e| e["type"] == "user.registered"));
+    assert!(
+        !mine
+            .iter()
+            .any(|e| e["metadata"]["email"] == "ivo@example.com")
+    );
+}
+
+/// Audit events past `audit_log_retention_days` are pruned by the background job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_events_are_pruned() {
+    let s = TestServer::start().await;
+    let admin = s.admin().await;
+    s.register("Old", "old@example.com").await;
+    let (st, _) = s
+        .put(
+            "/api/v1/admin/settings",
+            Some(&admin),
+            json!({"settings": [{"key": "audit_log_retention_days", "value": "2"}]}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (dir, clock) = s.stop().await;
+    clock.advance(3 * 86_400);
+    let cfg = test_config(dir.path());
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let admin = s.admin().await;
+    let mut left = u64::MAX;
+    for _ in 0..200 {
+        let (_, v) = s
+            .get("/api/v1/admin/events?type=user.registered", Some(&admin))
+            .await;
+        left = v["pageable"]["total_elements"].as_u64().unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "events older than the retention were pruned");
+    // Events of the new start are kept.
+    let (_, v) = s
+        .get("/api/v1/admin/events?type=login.success", Some(&admin))
+        .await;
+    assert!(v["pageable"]["total_elements"].as_u64().unwrap() >= 1);
+}
+
+/// Read Server-Sent Events frames from a streaming response until `want` is seen.
+async fn read_until(r: &mut reqwest::Response, want: &str, buf: &mut String) -> bool {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !buf.contains(want) {
+        match tokio::time::timeout_at(deadline, r.chunk()).await {
+            Ok(Ok(Some(c))) => buf.push_str(&String::from_utf8_lossy(&c)),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// The live stream: events arrive as they are committed; `Last-Event-ID` resumes; the
+/// number of streams is bounded (503 beyond); admins only; shutdown ends streams at once
+/// instead of waiting out the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_event_stream() {
+    let s = TestServer::start_with(|c| c.shutdown_grace_secs = 30).await;
+    let admin = s.admin().await;
+    let url = format!("{}/api/v1/admin/events/stream", s.url);
+    let (user, _) = s.register("Sam", "sam@example.com").await;
+    let r = s.client.get(&url).bearer_auth(&user).send().await.unwrap();
+    assert_eq!(r.status(), 403, "admins only");
+
+    let mut r = s.client.get(&url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut buf = String::new();
+    assert!(read_until(&mut r, ": connected", &mut buf).await);
+    assert!(
+        !buf.contains("user.registered"),
+        "only what happens from now on"
+    );
+    s.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "sam@example.com", "password": "wrong-password-7"}),
+    )
+    .await;
+    assert!(
+        read_until(&mut r, "\"type\":\"login.failure\"", &mut buf).await,
+        "{buf}"
+    );
+    assert!(
+        buf.contains("event: audit\n") && buf.contains("\"category\":\"security\""),
+        "{buf}"
+    );
+    let id: u64 = buf
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .next_back()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    // Resuming after an earlier id replays what came since.
+    let mut again = s
+        .client
+        .get(&url)
+        .bearer_auth(&admin)
+        .header("Last-Event-ID", (id - 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut b2 = String::new();
+    assert!(
+        read_until(&mut again, &format!("id: {id}\n"), &mut b2).await,
+        "{b2}"
+    );
+    drop(again);
+
+    // Bounded in number: the streams beyond the bound are refused with 503 and Retry-After.
+    let mut open = Vec::new();
+    let mut refused = None;
+    for _ in 0..posta::state::EVENT_STREAMS + 1 {
+        let r = s.client.get(&url).bearer_auth(&admin).send().await.unwrap();
+        if r.status() == 503 {
+            refused = Some(r);
+            break;
+        }
+        open.push(r);
+    }
+    let refused = refused.expect("a stream beyond the bound is refused");
+    assert!(refused.headers().contains_key("retry-after"));
+    drop(open);
+
+    // Shutdown ends the stream (the body finishes) well before the 30 s grace period.
+    let started = std::time::Instant::now();
+    let stop = tokio::spawn(s.stop());
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match r.chunk().await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended at shutdown");
+    stop.await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -202,7 +202,8 @@ async fn openapi_matches_the_router() {
             let concrete = p
                 .replace("{slug}", "example")
                 .replace("{id}", "00000000-0000-0000-0000-000000000001")
-                .replace("{provider_id}", "00000000-0000-0000-0000-000000000002");
+                .replace("{provider_id}", "00000000-0000-0000-0000-000000000002")
+                .replace("{event_id}", "3");
             let route =
                 posta::http::router::Endpoint::parse(&m.to_uppercase().parse().unwrap(), &concrete)
                     .unwrap();
