@@ -11,17 +11,26 @@ use super::tables::*;
 use crate::error::{Error, Result};
 
 /// The layout this binary reads and writes.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Migration steps: `MIGRATIONS[i]` upgrades version `i + 1` to `i + 2`, each in its own
 /// write transaction together with the version bump.
 type Step = fn(&redb::WriteTransaction) -> Result<()>;
-const MIGRATIONS: &[Step] = &[migration_001_admin_index];
+const MIGRATIONS: &[Step] = &[migration_001_admin_index, migration_002_v3_records];
 
 /// v1 → v2: index admins so start-up and last-admin checks do not scan every user.
 fn migration_001_admin_index(tx: &redb::WriteTransaction) -> Result<()> {
     let n = super::user::rebuild_admin_index(tx)?;
     tracing::info!(admins = n, "built the admin index");
+    Ok(())
+}
+
+/// v2 → v3: from here on users, settings and identity providers may be written as their V3
+/// records, and users' settings live in `user_prefs_v1`. Every older record still decodes, so
+/// nothing is rewritten; the version itself is the change: a binary of an earlier release
+/// refuses this file as too new instead of failing on the first record it cannot decode.
+#[allow(clippy::unnecessary_wraps)]
+fn migration_002_v3_records(_tx: &redb::WriteTransaction) -> Result<()> {
     Ok(())
 }
 
