@@ -197,6 +197,8 @@ pub struct Filter<'a> {
     pub kind: Option<&'a str>,
     /// Events by or about this user.
     pub user_id: Option<Uuid>,
+    /// Words the type, email, address or detail contain (any case).
+    pub search: Option<&'a str>,
 }
 
 impl Filter<'_> {
@@ -208,6 +210,18 @@ impl Filter<'_> {
             && self
                 .user_id
                 .is_none_or(|u| e.actor == Some(u) || e.subject == Some(u))
+            && self.search.is_none_or(|q| {
+                let q = q.to_lowercase();
+                [
+                    Some(e.kind.as_str()),
+                    e.email.as_deref(),
+                    e.ip.as_deref(),
+                    Some(e.detail.as_str()),
+                ]
+                .into_iter()
+                .flatten()
+                .any(|f| f.to_lowercase().contains(&q))
+            })
     }
 }
 
@@ -236,6 +250,16 @@ pub fn page(
         size,
         total,
     })
+}
+
+/// One of `user`'s own events (by or about them); another's is not found.
+pub fn get_own(state: &AppState, user: Uuid, id: u64) -> Result<Entry> {
+    let e = get(state, id)?;
+    if e.event.actor == Some(user) || e.event.subject == Some(user) {
+        Ok(e)
+    } else {
+        Err(Error::NotFound("event"))
+    }
 }
 
 /// One event.

@@ -236,13 +236,19 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
             let (page, size) = req.paging()?;
             let kind = req.query("type").filter(|t| !t.is_empty());
             let category = req.query("category").filter(|t| !t.is_empty());
+            let search = req.query("search").filter(|t| !t.is_empty());
             let filter = audit::Filter {
                 category: category.as_deref(),
                 kind: kind.as_deref(),
                 user_id: Some(c.user.id),
+                search: search.as_deref(),
             };
             let p = audit::page(state, &filter, page, size)?;
             Ok(response::paged(&p, EventView::from))
+        }
+        Account::AuditEvent(id) => {
+            let e = audit::get_own(state, c.user.id, id)?;
+            Ok(response::ok(StatusCode::OK, &EventView::from(&e)))
         }
         Account::DeleteMe => {
             let b: ProofFields = req.json_or_default().await?;

@@ -174,10 +174,12 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             };
             let kind = req.query("type").filter(|t| !t.is_empty());
             let category = req.query("category").filter(|t| !t.is_empty());
+            let search = req.query("search").filter(|t| !t.is_empty());
             let filter = audit::Filter {
                 category: category.as_deref(),
                 kind: kind.as_deref(),
                 user_id,
+                search: search.as_deref(),
             };
             let p = audit::page(state, &filter, page, size)?;
             Ok(response::paged(&p, EventView::from))

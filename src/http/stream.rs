@@ -3,6 +3,9 @@
 //! connection turns it into a streaming body ([`into_body`]) that also keeps the connection's
 //! request "in flight" for its watchdog until it ends.
 //!
+//! Events are sent unnamed (no `event:` line), so a browser's `EventSource` delivers them to
+//! its `message` listener, which is what Posta's dashboard listens to.
+//!
 //! A stream is bounded: in number (a semaphore in the state: 503 beyond it), in time (it ends
 //! after [`MAX_LIFETIME`]; `EventSource` reconnects with `Last-Event-ID` and misses nothing),
 //! in memory (a slow reader whose queue fills is ended the same way), and ends at shutdown.
@@ -83,7 +86,7 @@ impl hyper::body::Body for StreamBody {
 }
 
 /// `GET /admin/events/stream`: every audit event from now on (or after `Last-Event-ID`), as
-/// `id:`/`event: audit`/`data: <event JSON>` frames.
+/// `id:`/`data: <event JSON>` frames.
 pub fn events(state: &AppState, last_event_id: Option<&str>) -> Result<Resp> {
     let Ok(permit) = state.event_streams.clone().try_acquire_owned() else {
         return Err(Error::Unavailable);
@@ -141,7 +144,7 @@ async fn feed(state: AppState, mut last: u64, tx: mpsc::Sender<Bytes>) {
                 Ok(j) => j,
                 Err(_) => continue,
             };
-            let frame = format!("id: {id}\nevent: audit\ndata: {json}\n\n");
+            let frame = format!("id: {id}\ndata: {json}\n\n");
             // A reader that fell this far behind is dropped; it reconnects from `last`.
             if tx.try_send(Bytes::from(frame)).is_err() {
                 return;
