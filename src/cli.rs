@@ -122,6 +122,12 @@ enum AdminCmd {
         #[arg(long)]
         email: String,
     },
+    /// Send a test message through the configured SMTP relay, now (not through the outbox):
+    /// proves the smtp_* settings.
+    SendTestMail {
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Entry point of the binary.
@@ -183,8 +189,13 @@ pub fn main() -> ExitCode {
     let needs_store = matches!(
         cli.cmd,
         Some(
-            Cmd::Admin(_)
-                | Cmd::Backup { .. }
+            Cmd::Admin(
+                AdminCmd::CreateUser { .. }
+                    | AdminCmd::ResetPassword { .. }
+                    | AdminCmd::SetRole { .. }
+                    | AdminCmd::ListUsers
+                    | AdminCmd::Disable2fa { .. }
+            ) | Cmd::Backup { .. }
                 | Cmd::Export { .. }
                 | Cmd::Compact
                 | Cmd::RotateKeys { .. }
@@ -444,6 +455,8 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
         AdminCmd::SetRole { email, role } => HostCommand::SetRole { email, role },
         AdminCmd::ListUsers => HostCommand::ListUsers,
         AdminCmd::Disable2fa { email } => HostCommand::Disable2fa { email },
+        // Needs no store: the relay alone.
+        AdminCmd::SendTestMail { to } => return send_test_mail(&cfg, &to).await,
     };
     let out = match Store::open(&cfg.db_path()) {
         Ok(store) => {
@@ -464,6 +477,44 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
     if let Some(pw) = generated {
         println!("password: {pw}");
     }
+    Ok(())
+}
+
+/// `posta admin send-test-mail --to ADDR`: one message through the relay, and what it said.
+async fn send_test_mail(cfg: &Config, to: &str) -> Result<(), String> {
+    let relay = crate::mail::Relay::from_config(cfg)?
+        .ok_or("no SMTP relay is configured (set smtp_host, smtp_from and web_url)")?;
+    let now = crate::clock::Clock::now(&SystemClock);
+    let m = crate::model::Mail {
+        id: 0,
+        kind: "test".into(),
+        to: to.to_owned(),
+        subject: "Posta: test message".into(),
+        text: "This message proves that Posta can send mail through its SMTP relay.\n".into(),
+        html: "<p>This message proves that Posta can send mail through its SMTP relay.</p>".into(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+    };
+    relay.send(&m).await.map_err(|e| {
+        format!(
+            "the relay {} {}:{} did not take the message ({}): {}",
+            if e.permanent { "refused" } else { "at" },
+            cfg.smtp_host.as_deref().unwrap_or_default(),
+            cfg.smtp_port,
+            if e.permanent {
+                "permanent"
+            } else {
+                "temporary, or unreachable"
+            },
+            e.reason
+        )
+    })?;
+    println!(
+        "test message to {to} accepted by {}:{}",
+        cfg.smtp_host.as_deref().unwrap_or_default(),
+        cfg.smtp_port
+    );
     Ok(())
 }
 

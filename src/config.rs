@@ -54,6 +54,23 @@ pub struct Config {
     pub admin_password: Option<Secret>,
     pub web_url: Option<String>,
     pub oauth_callback_url: Option<String>,
+    /// SMTP relay for outgoing mail; unset: no mail (the flows that need it are off).
+    pub smtp_host: Option<String>,
+    /// SMTP port (587, submission).
+    pub smtp_port: u16,
+    /// SMTP user name, when the relay wants one.
+    pub smtp_username: Option<String>,
+    /// SMTP password (also the `smtp_password` systemd credential).
+    pub smtp_password: Option<Secret>,
+    /// `starttls` (default), `tls` (implicit TLS, port 465) or `none` (loopback relays only).
+    pub smtp_tls: String,
+    /// Sender address of every message (`Posta <posta@example.com>` or a bare address).
+    pub smtp_from: Option<String>,
+    /// An extra CA certificate (PEM) to trust for the relay, for an internal CA.
+    pub smtp_ca: Option<PathBuf>,
+    /// `POSTA_EMAIL_VERIFICATION_REQUIRED`: forces the `require_email_verification` setting
+    /// (as `POSTA_REGISTRATION_ENABLED` forces registration).
+    pub email_verification_required: Option<bool>,
     /// After SSO, also put the session token in the redirect's query (`?token=`) for Posta's
     /// seed-era dashboard, which reads it there. Off: a token in a URL lands in proxy logs and
     /// browser history.
@@ -101,6 +118,14 @@ impl Default for Config {
             web_url: None,
             oauth_callback_url: None,
             oauth_token_in_url: false,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_tls: "starttls".into(),
+            smtp_from: None,
+            smtp_ca: None,
+            email_verification_required: None,
             tls_cert: None,
             tls_key: None,
             auth_rate_limit_enabled: true,
@@ -203,18 +228,23 @@ impl Config {
             None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|p| p.exists()),
         };
         // A secret in a file others can read is a leaked secret.
-        let in_file: Vec<&str> = ["jwt_secret", "encryption_key", "admin_password"]
-            .into_iter()
-            .filter(|k| {
-                matches!(
-                    fig.find_metadata(k),
-                    Some(figment::Metadata {
-                        source: Some(figment::Source::File(_)),
-                        ..
-                    })
-                ) && fig.find_value(k).is_ok()
-            })
-            .collect();
+        let in_file: Vec<&str> = [
+            "jwt_secret",
+            "encryption_key",
+            "admin_password",
+            "smtp_password",
+        ]
+        .into_iter()
+        .filter(|k| {
+            matches!(
+                fig.find_metadata(k),
+                Some(figment::Metadata {
+                    source: Some(figment::Source::File(_)),
+                    ..
+                })
+            ) && fig.find_value(k).is_ok()
+        })
+        .collect();
         #[cfg(unix)]
         if let Some(f) = &file
             && !in_file.is_empty()
@@ -263,6 +293,22 @@ impl Config {
         if blank(&self.oauth_callback_url) {
             self.oauth_callback_url = None;
         }
+        for o in [
+            &mut self.smtp_host,
+            &mut self.smtp_username,
+            &mut self.smtp_from,
+        ] {
+            if blank(o) {
+                *o = None;
+            }
+        }
+        if self
+            .smtp_ca
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            self.smtp_ca = None;
+        }
         if let Some(u) = &mut self.web_url {
             *u = u.trim_end_matches('/').to_owned();
         }
@@ -270,6 +316,7 @@ impl Config {
             &mut self.jwt_secret,
             &mut self.encryption_key,
             &mut self.admin_password,
+            &mut self.smtp_password,
         ] {
             if s.as_ref().is_some_and(|v| v.0.is_empty()) {
                 *s = None;
@@ -314,6 +361,9 @@ impl Config {
         }
         if self.encryption_key.is_none() {
             self.encryption_key = read("encryption_key")?;
+        }
+        if self.smtp_password.is_none() {
+            self.smtp_password = read("smtp_password")?;
         }
         Ok(self)
     }
@@ -366,6 +416,40 @@ impl Config {
         {
             return e("web_url: must start with http:// or https://".into());
         }
+        if let Some(h) = &self.smtp_host {
+            match self.smtp_tls.as_str() {
+                "starttls" | "tls" => {}
+                "none" => {
+                    // A password and every reset link would cross the network in clear.
+                    let loopback =
+                        h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                    if !loopback {
+                        return e(format!(
+                            "smtp_tls: \"none\" is allowed only for a relay on this machine (smtp_host {h:?} is not loopback); use starttls or tls"
+                        ));
+                    }
+                }
+                other => {
+                    return e(format!("smtp_tls: {other:?} must be starttls, tls or none"));
+                }
+            }
+            if self.web_url.is_none() {
+                return e("web_url: required when smtp_host is set (mailed links open the dashboard's pages there)".into());
+            }
+            let Some(from) = &self.smtp_from else {
+                return e("smtp_from: required when smtp_host is set (the sender address)".into());
+            };
+            if from.parse::<lettre::message::Mailbox>().is_err() {
+                return e(format!(
+                    "smtp_from: {from:?} is not an address (\"Posta <posta@example.com>\" or \"posta@example.com\")"
+                ));
+            }
+            if let Some(ca) = &self.smtp_ca
+                && !ca.is_file()
+            {
+                return e(format!("smtp_ca: file {} not found", ca.display()));
+            }
+        }
         if self.max_body_bytes == 0 || self.max_connections == 0 {
             return e("max_body_bytes/max_connections: must be positive".into());
         }
@@ -403,7 +487,14 @@ impl Config {
         mask(&mut c.jwt_secret);
         mask(&mut c.encryption_key);
         mask(&mut c.admin_password);
+        mask(&mut c.smtp_password);
         toml_string(&c)
+    }
+
+    /// Whether outgoing mail is configured.
+    #[must_use]
+    pub fn mail_enabled(&self) -> bool {
+        self.smtp_host.is_some()
     }
 
     /// Where the store lives.

@@ -18,6 +18,7 @@ pub mod http;
 pub mod keyring;
 pub mod log_sink;
 pub mod logsafe;
+pub mod mail;
 pub mod metrics;
 pub mod model;
 pub mod notify;
@@ -129,13 +130,29 @@ pub async fn run_with_clock(
         }
         _ => None,
     };
+    let relay = mail::Relay::from_config(&cfg).map_err(RunError::Startup)?;
     let state = open_state(cfg, clock).await?;
     let background = spawn_background(state.clone(), tls.clone());
+    // Outgoing mail: the sender drains the outbox; `forgot-password` work runs beside it.
+    let mailer = relay.map(|r| {
+        tracing::info!("outgoing mail through the configured SMTP relay");
+        (
+            tokio::spawn(mail::run(state.clone(), r)),
+            tokio::spawn(domain::email_flow::reset_worker(state.clone())),
+        )
+    });
     #[cfg(unix)]
     let control = tokio::spawn(control::serve(state.clone()));
     http::server::serve(state.clone(), listener, tls, shutdown).await;
     background.abort();
     let _ = background.await;
+    if let Some((sender, resets)) = mailer {
+        // Whatever is not delivered yet stays in the outbox for the next start.
+        sender.abort();
+        resets.abort();
+        let _ = sender.await;
+        let _ = resets.await;
+    }
     #[cfg(unix)]
     {
         control.abort();
@@ -147,13 +164,16 @@ pub async fn run_with_clock(
     }
     // Close the store: wait briefly for connection tasks to drop their handles, so the file
     // lock is released when `run` returns (a restart in the same process can reopen it).
+    // A background write cancelled mid-way still runs to its end on the blocking pool with a
+    // handle of its own: wait for the store's handles too.
+    let held = |state: &AppState| Arc::strong_count(&state.0) > 1 || state.store.handles() > 1;
     for _ in 0..200 {
-        if Arc::strong_count(&state.0) == 1 {
+        if !held(&state) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if Arc::strong_count(&state.0) > 1 {
+    if held(&state) {
         tracing::warn!("connections still hold the store; it closes when they end");
     }
     drop(state);
@@ -204,6 +224,11 @@ async fn housekeeping(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "accounts deleted as scheduled"),
         Err(e) => tracing::warn!(error = %e, "scheduled account deletion failed"),
+    }
+    match domain::email_flow::prune(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(pruned = n, "expired mail tokens and mail caps removed"),
+        Err(e) => tracing::warn!(error = %e, "pruning mail tokens failed"),
     }
     match domain::audit::prune(state).await {
         Ok(0) => {}

@@ -42,6 +42,10 @@ pub struct Metrics {
     sessions: Gauge,
     store_bytes: Gauge,
     store_writable: Gauge,
+    /// Outgoing mail: `queued` (waiting, sampled at scrape), `sent` and `failed` (given up).
+    mail_queued: Gauge,
+    mail_sent: Counter,
+    mail_failed: Counter,
 }
 
 /// The store's side of a scrape.
@@ -52,6 +56,8 @@ pub struct StoreFacts {
     pub bytes: u64,
     /// Whether writes are accepted (see `Store::writable`).
     pub writable: bool,
+    /// Messages in the outbox, when the store could be read.
+    pub mail_queued: Option<u64>,
 }
 
 impl Default for Metrics {
@@ -68,6 +74,23 @@ impl Default for Metrics {
         let sessions = Gauge::default();
         let store_bytes = Gauge::default();
         let store_writable = Gauge::default();
+        let (mail_queued, mail_sent, mail_failed) =
+            (Gauge::default(), Counter::default(), Counter::default());
+        registry.register(
+            "mail_queued",
+            "Messages waiting in the outbox",
+            mail_queued.clone(),
+        );
+        registry.register(
+            "mail_sent",
+            "Messages delivered to the SMTP relay",
+            mail_sent.clone(),
+        );
+        registry.register(
+            "mail_failed",
+            "Messages given up (refused by the relay, or undeliverable for a day)",
+            mail_failed.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -116,6 +139,9 @@ impl Default for Metrics {
             sessions,
             store_bytes,
             store_writable,
+            mail_queued,
+            mail_sent,
+            mail_failed,
         }
     }
 }
@@ -173,6 +199,16 @@ impl Metrics {
         }
     }
 
+    /// A message delivered to the relay.
+    pub fn mail_sent(&self) {
+        self.mail_sent.inc();
+    }
+
+    /// A message given up.
+    pub fn mail_failed(&self) {
+        self.mail_failed.inc();
+    }
+
     /// A wrong or replayed second-factor code.
     pub fn two_factor_failure(&self) {
         self.two_factor_failures.inc();
@@ -187,6 +223,9 @@ impl Metrics {
         self.store_bytes
             .set(i64::try_from(store.bytes).unwrap_or(i64::MAX));
         self.store_writable.set(i64::from(store.writable));
+        if let Some(n) = store.mail_queued {
+            self.mail_queued.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "encoding metrics failed");

@@ -383,3 +383,50 @@ pub struct OauthState {
     /// a cross-site navigation: no `SameSite=Strict` session cookie comes with it).
     pub link_for: Option<(Uuid, Uuid)>,
 }
+
+/// A message in the outbox, committed with the change that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// Position in the outbox (assigned when queued).
+    pub id: u64,
+    /// What it is (`verify_email`, `password_reset`, …), for logs and metrics.
+    pub kind: String,
+    /// Recipient address.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// When it was queued.
+    pub created_at: i64,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_attempt_at: i64,
+}
+
+/// What a single-use emailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Prove the address of an account.
+    VerifyEmail,
+    /// Set a new password.
+    PasswordReset,
+}
+
+/// A single-use token sent by mail (stored under the SHA-256 of the token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailToken {
+    /// What it is for.
+    pub kind: TokenKind,
+    /// The account.
+    pub user_id: Uuid,
+    /// The address it was sent to (the account's at the time).
+    pub email: String,
+    /// Issued.
+    pub created_at: i64,
+    /// Not valid from then on.
+    pub expires_at: i64,
+}

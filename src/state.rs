@@ -64,6 +64,14 @@ pub struct Inner {
     pub metrics: crate::metrics::Metrics,
     /// Set once the server stops accepting: long-lived answers (event streams) end.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// `forgot-password` hands the address (and the client's address) to the background here,
+    /// so that its answer never waits for the lookup; bounded.
+    pub reset_requests: tokio::sync::mpsc::Sender<(String, std::net::IpAddr)>,
+    /// The receiving end, taken by the worker at start.
+    pub reset_inbox:
+        std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<(String, std::net::IpAddr)>>>,
+    /// Wakes the mail sender when a message is queued.
+    pub mail_wake: tokio::sync::Notify,
     /// Open audit event streams, bounded in number.
     pub event_streams: Arc<tokio::sync::Semaphore>,
 }
@@ -115,6 +123,7 @@ impl AppState {
             .trusted_proxy_nets()
             .map_err(|e| Error::Internal(e.to_string()))?;
         let cors_origins = cfg.cors_origin_list();
+        let (reset_requests, reset_inbox) = tokio::sync::mpsc::channel(RESET_QUEUE);
         Ok(Self(Arc::new(Inner {
             jwt: JwtKeys::new(&jwt_secret, &cfg.jwt_issuer),
             sealer,
@@ -122,7 +131,10 @@ impl AppState {
             hash_pool: HashPool::new(permits),
             dummy_hash,
             two_factor_required: AtomicBool::new(settings.two_factor_required),
-            email_verification_required: AtomicBool::new(settings.require_email_verification),
+            email_verification_required: AtomicBool::new(
+                cfg.email_verification_required
+                    .unwrap_or(settings.require_email_verification),
+            ),
             settings: RwLock::new(settings),
             limiter: Limiter::new(cfg.throttle_ipv6_prefix),
             key_usage: KeyUsage::default(),
@@ -132,6 +144,9 @@ impl AppState {
             oidc_cache: crate::auth::oidc::DiscoveryCache::default(),
             metrics: crate::metrics::Metrics::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            mail_wake: tokio::sync::Notify::new(),
+            reset_requests,
+            reset_inbox: std::sync::Mutex::new(Some(reset_inbox)),
             event_streams: Arc::new(tokio::sync::Semaphore::new(EVENT_STREAMS)),
             http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,
@@ -176,8 +191,13 @@ impl AppState {
         let s = self.store.read(crate::store::meta::settings)?;
         self.two_factor_required
             .store(s.two_factor_required, Ordering::Release);
-        self.email_verification_required
-            .store(s.require_email_verification, Ordering::Release);
+        // POSTA_EMAIL_VERIFICATION_REQUIRED wins over the stored setting.
+        self.email_verification_required.store(
+            self.cfg
+                .email_verification_required
+                .unwrap_or(s.require_email_verification),
+            Ordering::Release,
+        );
         *g = s;
         Ok(())
     }
@@ -211,6 +231,9 @@ fn cost(cfg: &Config) -> Cost {
         p: cfg.argon2_parallelism,
     }
 }
+
+/// `forgot-password` requests waiting for the background at most (beyond: dropped).
+const RESET_QUEUE: usize = 256;
 
 /// At most this many audit event streams at once (each holds a task and a connection).
 pub const EVENT_STREAMS: usize = 32;

@@ -144,6 +144,7 @@ async function pageLogin() {
   pwStep.elements.email.focus();
   const [st, prov] = await Promise.all([api('GET', '/api/v1/auth/registration-status'), api('GET', '/api/v1/auth/oauth/providers')]);
   if (st.ok && st.json.data.registration_enabled) reg.append('No account? ', h('a', { href: '/register' }, 'Create one'));
+  if (st.ok && st.json.data.password_reset_enabled) reg.append(' ', h('a', { id: 'forgot-link', href: '/auth/forgot-password' }, 'Forgot your password?'));
   if (prov.ok && prov.json.data.providers.length) {
     sso.append(h('p', { class: 'muted' }, 'Or continue with'));
     for (const p of prov.json.data.providers) {
@@ -172,6 +173,51 @@ async function pageRegister() {
   show($app(), h('section', {}, h('h1', {}, 'Create an account'), out, form, h('p', {}, h('a', { href: '/login' }, 'Already have an account? Sign in'))));
 }
 
+// ---------- Pages opened from mailed links: they show what will happen, and only a click
+// (a POST) uses the token, so a mail scanner that fetches every link uses nothing up. ----------
+
+function linkToken() {
+  const t = new URLSearchParams(location.search).get('token') || '';
+  // Out of the address bar and history once read.
+  history.replaceState(null, '', location.pathname);
+  return t;
+}
+
+async function pageVerifyEmail() {
+  const token = linkToken();
+  const out = h('div', { id: 'verify-msg', 'aria-live': 'polite' });
+  const btn = h('button', { id: 'verify-email', onclick: async () => {
+    btn.disabled = true; out.replaceChildren();
+    const r = await api('POST', '/api/v1/auth/verify-email', { token });
+    out.append(r.ok ? msg('Your email address is confirmed. Thank you.', 'ok') : msg(errorText(r)));
+    if (!r.ok) btn.disabled = false;
+  } }, 'Confirm my email address');
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Confirm your email address'),
+    h('p', {}, 'Press the button to confirm that this address is yours.'), btn, out, h('p', {}, h('a', { href: '/login' }, 'Sign in'))));
+}
+
+async function pageForgotPassword() {
+  const out = h('div', { id: 'forgot-msg', 'aria-live': 'polite' });
+  const form = h('form', { id: 'forgot-form', onsubmit: async e => {
+    e.preventDefault(); out.replaceChildren();
+    const r = await api('POST', '/api/v1/auth/forgot-password', { email: e.target.elements.email.value });
+    out.append(r.ok ? msg('If an account uses this address, a reset link is on its way. Check your mail.', 'ok') : msg(errorText(r)));
+  } }, ...field('Email', { name: 'email', type: 'email', autocomplete: 'username', required: true }), h('button', { type: 'submit' }, 'Send a reset link'));
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Forgot your password?'), out, form, h('p', {}, h('a', { href: '/login' }, 'Back to sign in'))));
+}
+
+async function pageResetPassword() {
+  const token = linkToken();
+  const out = h('div', { id: 'reset-msg', 'aria-live': 'polite' });
+  const form = h('form', { id: 'reset-form', onsubmit: async e => {
+    e.preventDefault(); out.replaceChildren();
+    const r = await api('POST', '/api/v1/auth/reset-password', { token, new_password: e.target.elements.new_password.value });
+    if (r.ok) { form.classList.add('hidden'); out.append(msg('Your password is changed. Every session was signed out.', 'ok'), h('a', { href: '/login' }, 'Sign in')); }
+    else out.append(msg(errorText(r)));
+  } }, ...field('New password (at least 8 characters)', { name: 'new_password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 }), h('button', { type: 'submit' }, 'Set the new password'));
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Choose a new password'), out, form));
+}
+
 // ---------- Account ----------
 
 async function pageAccount() {
@@ -180,9 +226,23 @@ async function pageAccount() {
   renderNav();
   const banner = location.hash === '#2fa' && !me.two_factor_enabled
     ? msg('Your organisation requires two-factor authentication: set it up below to continue.') : null;
+  let verify = null;
+  if (!me.email_verified) {
+    const st = await api('GET', '/api/v1/auth/registration-status');
+    // Mail is configured when reset by mail is: only then can a link be sent.
+    if (st.ok && st.json.data.password_reset_enabled) {
+      const vout = h('span', { 'aria-live': 'polite' });
+      verify = h('div', { id: 'verify-banner', class: 'msg' },
+        me.email_verification_required ? 'Confirm your email address to use your account: ' : 'Your email address is not confirmed yet. ',
+        h('button', { class: 'secondary', onclick: async () => {
+          const r = await api('POST', '/api/v1/users/me/verify-email/resend');
+          vout.replaceChildren(r.ok ? ' A new link is on its way.' : ` ${errorText(r)}`);
+        } }, 'Send the link again'), vout);
+    }
+  }
   show($app(), h('div', {},
     h('h1', {}, `Hello, ${me.name}`),
-    banner,
+    banner, verify,
     profileSection(), passwordSection(), twoFactorSection(), sessionsSection(), keysSection(), ssoSection()));
   if (location.hash === '#2fa') document.getElementById('twofa').scrollIntoView();
 }
@@ -529,7 +589,8 @@ async function pageOauthCallback() {
   location.replace(r.ok ? '/account' : '/login?error=sso_failed');
 }
 
-const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin, '/auth/oauth/callback': pageOauthCallback };
+const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin, '/auth/oauth/callback': pageOauthCallback,
+  '/auth/verify-email': pageVerifyEmail, '/auth/forgot-password': pageForgotPassword, '/auth/reset-password': pageResetPassword };
 
 document.addEventListener('DOMContentLoaded', () => {
   const page = PAGES[location.pathname] || pageLogin;

@@ -3,7 +3,6 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::password;
 use crate::error::{Error, Result};
 use crate::model::{Origin, Role, Settings, User};
 use crate::state::AppState;
@@ -163,11 +162,7 @@ pub async fn reset_password(
         .store
         .read(|tx| store::user::get(tx, id))?
         .ok_or(Error::NotFound("user"))?;
-    password::check_policy(password, state.cfg.password_min_length, &u.email, &u.name)?;
-    let (pw, cost) = (password.to_owned(), state.cost());
-    let hash = state
-        .hash_work(move |mem| password::hash_in(mem, &pw, cost))
-        .await??;
+    let hash = user::hash_checked_password(state, &u, password).await?;
     let (st, cl, aid, origin, now) = (
         state.clone(),
         actor.client(),
@@ -301,7 +296,11 @@ fn as_int(key: &str, v: &Value, min: u32, max: u32) -> Result<u32> {
 }
 
 /// Apply `(key, value, type?)` updates to `s`, all or nothing.
-fn apply_settings(s: &mut Settings, updates: &[(String, Value, Option<String>)]) -> Result<()> {
+fn apply_settings(
+    s: &mut Settings,
+    updates: &[(String, Value, Option<String>)],
+    mail_enabled: bool,
+) -> Result<()> {
     for (key, v, ty) in updates {
         let expected = settings_view(s)
             .iter()
@@ -329,13 +328,14 @@ fn apply_settings(s: &mut Settings, updates: &[(String, Value, Option<String>)])
             "audit_log_retention_days" => s.audit_log_retention_days = as_int(key, v, 0, 3_650)?,
             "require_email_verification" => {
                 // A verification link must be able to reach the user: without outgoing mail
-                // (this server sends none yet) every unverified account would be stuck.
-                if as_bool(key, v)? {
+                // every unverified account would be stuck.
+                let on = as_bool(key, v)?;
+                if on && !mail_enabled {
                     return Err(Error::BadRequest(format!(
-                        "setting {key}: needs outgoing mail (SMTP), which this server does not send; unverified accounts could never verify"
+                        "setting {key}: needs outgoing mail (POSTA_SMTP_HOST), which is not configured; unverified accounts could never verify"
                     )));
                 }
-                s.require_email_verification = false;
+                s.require_email_verification = on;
             }
             "allowed_signup_domains" => {
                 let Value::String(text) = v else {
@@ -371,13 +371,14 @@ pub async fn put_settings(
     client: &ClientInfo,
 ) -> Result<Settings> {
     // Refused input changes nothing and costs no write.
-    apply_settings(&mut state.settings(), &updates)?;
+    let mail = state.cfg.mail_enabled();
+    apply_settings(&mut state.settings(), &updates, mail)?;
     let (st, cl, now, aid) = (state.clone(), client.clone(), state.now(), actor.user.id);
     let saved = state
         .store
         .write(move |tx| {
             let mut s = store::meta::settings(tx)?;
-            apply_settings(&mut s, &updates)?;
+            apply_settings(&mut s, &updates, mail)?;
             store::meta::put_settings(tx, &s)?;
             let mut ev = audit::event("settings.changed", Some(aid), None, Some(&cl));
             ev.detail = updates

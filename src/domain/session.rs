@@ -367,6 +367,7 @@ pub async fn register(
             let mut ev = audit::event("user.registered", Some(u.id), Some(u.id), Some(&cl));
             ev.email = Some(&u.email);
             ev.record(&st, tx, now)?;
+            super::email_flow::send_verification(&st, tx, &u)?;
             Ok(SignedIn {
                 token,
                 user: u.clone(),

@@ -187,6 +187,16 @@ pub async fn update_profile(state: &AppState, caller: &Caller, name: &str) -> Re
         .await
 }
 
+/// Check `password` against the policy for `u` and hash it (off the runtime): a new password
+/// set for an existing account (an admin's reset, a reset link).
+pub async fn hash_checked_password(state: &AppState, u: &User, password: &str) -> Result<String> {
+    password::check_policy(password, state.cfg.password_min_length, &u.email, &u.name)?;
+    let (pw, cost) = (password.to_owned(), state.cost());
+    state
+        .hash_work(move |mem| password::hash_in(mem, &pw, cost))
+        .await?
+}
+
 /// Change the caller's password and end its other sessions.
 pub async fn change_password(
     state: &AppState,

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
-use crate::domain::{AuthKind, Caller, audit, deletion, mfa, prefs, reauth, session, user};
+use crate::domain::{
+    AuthKind, Caller, audit, deletion, email_flow, mfa, prefs, reauth, session, user,
+};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -249,6 +251,10 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
         Account::AuditEvent(id) => {
             let e = audit::get_own(state, c.user.id, id)?;
             Ok(response::ok(StatusCode::OK, &EventView::from(&e)))
+        }
+        Account::ResendVerification => {
+            email_flow::resend(state, c).await?;
+            Ok(message("a new verification link is on its way"))
         }
         Account::DeleteMe => {
             let b: ProofFields = req.json_or_default().await?;

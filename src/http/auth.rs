@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::session::{self, SignedIn};
-use crate::domain::{AuthKind, Caller};
+use crate::domain::{AuthKind, Caller, email_flow};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -85,7 +85,12 @@ pub fn probe(state: &AppState, route: Probe) -> Result<Resp> {
         },
         Probe::RegistrationStatus => Ok(response::ok(
             StatusCode::OK,
-            &json!({"registration_enabled": state.registration_enabled()}),
+            &json!({
+                "registration_enabled": state.registration_enabled(),
+                // Posta's field: reset by email needs a relay to send the link.
+                "password_reset_enabled": state.cfg.mail_enabled(),
+                "email_verification_required": state.email_verification_required(),
+            }),
         )),
         Probe::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(
             StatusCode::OK,
@@ -102,6 +107,7 @@ fn metrics(state: &AppState) -> Resp {
         sessions: state.store.read(crate::store::session::count).ok(),
         bytes: crate::store::Store::file_size(&state.cfg.db_path()),
         writable: state.store.writable(),
+        mail_queued: state.store.read(crate::store::outbox::len).ok(),
     };
     response::ok_raw(
         StatusCode::OK,
@@ -111,6 +117,25 @@ fn metrics(state: &AppState) -> Resp {
 }
 
 /// `POST /auth/login` and `POST /auth/register`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBody {
+    email: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    token: String,
+    new_password: String,
+}
+
 pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<Resp> {
     match route {
         SignIn::Login => {
@@ -140,6 +165,41 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
                 response::set_cookie(&mut r, &c);
             }
             Ok(r)
+        }
+        SignIn::VerifyEmailLink => {
+            let token = req
+                .query("token")
+                .ok_or_else(|| Error::invalid("token", "is required"))?;
+            email_flow::verify(state, &token, &req.client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "email address verified"}),
+            ))
+        }
+        SignIn::VerifyEmail => {
+            let b: TokenBody = req.json().await?;
+            email_flow::verify(state, &b.token, &req.client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "email address verified"}),
+            ))
+        }
+        SignIn::ForgotPassword => {
+            let b: EmailBody = req.json().await?;
+            email_flow::request_reset(state, &b.email, &req.client)?;
+            // The same answer whether or not the address has an account.
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "if an account uses this address, a reset link is on its way"}),
+            ))
+        }
+        SignIn::ResetPassword => {
+            let b: ResetBody = req.json().await?;
+            email_flow::reset(state, &b.token, &b.new_password, &req.client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "password changed; sign in with the new one"}),
+            ))
         }
         SignIn::Register => {
             let b: RegisterRequest = req.json().await?;

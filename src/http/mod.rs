@@ -349,6 +349,19 @@ fn authorize(
         }
         _ => {}
     }
+    // Until its address is verified (when the platform requires it), an account reaches only
+    // its profile, the resend and logout; its API keys do not verify.
+    if state.email_verification_required() && !caller.user.email_verified() {
+        match caller.kind {
+            AuthKind::ApiKey { .. } => return Err(Error::Unauthorized),
+            AuthKind::Session { .. } if !route.allowed_before_verification() => {
+                return Err(Error::Forbidden(
+                    "verify your email address first (see the link we mailed you)".into(),
+                ));
+            }
+            AuthKind::Session { .. } => {}
+        }
+    }
     if access == Access::Admin && !caller.is_admin() {
         return Err(Error::Forbidden("admin role required".into()));
     }

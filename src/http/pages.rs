@@ -24,6 +24,9 @@ pub const PAGES: &[&str] = &[
     "/account",
     "/admin",
     "/auth/oauth/callback",
+    "/auth/verify-email",
+    "/auth/forgot-password",
+    "/auth/reset-password",
 ];
 
 fn with_csp(mut r: Resp) -> Resp {

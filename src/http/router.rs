@@ -69,6 +69,10 @@ pub enum Probe {
 pub enum SignIn {
     Login,
     Register,
+    VerifyEmailLink,
+    VerifyEmail,
+    ForgotPassword,
+    ResetPassword,
 }
 
 /// `http::oauth::public`.
@@ -99,6 +103,7 @@ pub enum Account {
     GetApiKey(Uuid),
     AuditLog,
     AuditEvent(u64),
+    ResendVerification,
     DeleteMe,
     GetSettings,
     PutSettings,
@@ -211,6 +216,10 @@ pub static ROUTES: &[Spec] = &[
     spec!(GET "/metrics", "Prometheus metrics (when enabled)", |_| Ok(Endpoint::Probe(Probe::Metrics))),
     spec!(POST "/api/v1/auth/login", "Sign in with email, password and optional TOTP code", |_| Ok(Endpoint::SignIn(SignIn::Login))),
     spec!(POST "/api/v1/auth/register", "Create an account and sign in", |_| Ok(Endpoint::SignIn(SignIn::Register))),
+    spec!(GET "/api/v1/auth/verify-email", "Verify an email address with the mailed token (?token=; Posta's, kept for compatibility)", |_| Ok(Endpoint::SignIn(SignIn::VerifyEmailLink))),
+    spec!(POST "/api/v1/auth/verify-email", "Verify an email address with the mailed token", |_| Ok(Endpoint::SignIn(SignIn::VerifyEmail))),
+    spec!(POST "/api/v1/auth/forgot-password", "Mail a password reset link (same answer for every address)", |_| Ok(Endpoint::SignIn(SignIn::ForgotPassword))),
+    spec!(POST "/api/v1/auth/reset-password", "Set a new password with a mailed reset token (ends every session)", |_| Ok(Endpoint::SignIn(SignIn::ResetPassword))),
     spec!(GET "/api/v1/auth/registration-status", "Whether self-registration is open", |_| Ok(Endpoint::Probe(Probe::RegistrationStatus))),
     spec!(GET "/api/v1/auth/oauth/providers", "Enabled identity providers", |_| Ok(Endpoint::Sso(Sso::Providers))),
     spec!(POST "/api/v1/auth/oauth/discover", "The identity provider for an email's domain", |_| Ok(Endpoint::Sso(Sso::Discover))),
@@ -242,6 +251,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(GET "/api/v1/users/me/audit-log", "The user's own events (paged, ?category=&type=&search=)", |_| Ok(Endpoint::Account(Account::AuditLog))),
     spec!(GET "/api/v1/workspaces/current/audit-log", "The user's own events at Posta's current path", |_| Ok(Endpoint::Account(Account::AuditLog))),
     spec!(GET "/api/v1/workspaces/current/audit-log/{event_id}", "One of the user's own events", |p| Ok(Endpoint::Account(Account::AuditEvent(n0(p)?)))),
+    spec!(POST "/api/v1/users/me/verify-email/resend", "Mail a new verification link", |_| Ok(Endpoint::Account(Account::ResendVerification))),
     spec!(POST "/api/v1/users/me/delete", "Deactivate this account now and delete it after account_deletion_grace_days (needs a recent proof)", |_| Ok(Endpoint::Account(Account::DeleteMe))),
     spec!(GET "/api/v1/users/me/settings", "The user's own settings (Posta's object)", |_| Ok(Endpoint::Account(Account::GetSettings))),
     spec!(PUT "/api/v1/users/me/settings", "Change the user's own settings (the keys given)", |_| Ok(Endpoint::Account(Account::PutSettings))),
@@ -363,6 +373,18 @@ impl Endpoint {
         matches!(self, Endpoint::SignIn(_) | Endpoint::Sso(Sso::Callback(_)))
     }
 
+    /// What an account that must verify its email can still do.
+    #[must_use]
+    pub fn allowed_before_verification(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Me
+                | Endpoint::Account(
+                    Account::UpdateMe | Account::Logout | Account::ResendVerification
+                )
+        )
+    }
+
     /// Endpoints a session may use before completing a required 2FA enrolment.
     #[must_use]
     pub fn allowed_before_2fa_setup(&self) -> bool {
@@ -389,6 +411,10 @@ impl Endpoint {
             },
             Endpoint::SignIn(SignIn::Login) => "login",
             Endpoint::SignIn(SignIn::Register) => "register",
+            Endpoint::SignIn(SignIn::VerifyEmailLink) => "verify_email_link",
+            Endpoint::SignIn(SignIn::VerifyEmail) => "verify_email",
+            Endpoint::SignIn(SignIn::ForgotPassword) => "forgot_password",
+            Endpoint::SignIn(SignIn::ResetPassword) => "reset_password",
             Endpoint::Sso(s) => match s {
                 Sso::Providers => "oauth_providers",
                 Sso::Discover => "oauth_discover",
@@ -411,6 +437,7 @@ impl Endpoint {
                 Account::DeleteMe => "delete_me",
                 Account::AuditLog => "own_audit_log",
                 Account::AuditEvent(_) => "own_audit_event",
+                Account::ResendVerification => "resend_verification",
                 Account::GetSettings => "get_user_settings",
                 Account::PutSettings => "put_user_settings",
                 Account::Workspaces => "workspaces",

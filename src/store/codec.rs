@@ -4,12 +4,13 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKey, Event, OauthLink, OauthProvider, OauthState, Session, Settings, User, UserPrefs,
+    ApiKey, EmailToken, Event, Mail, OauthLink, OauthProvider, OauthState, Session, Settings, User,
+    UserPrefs,
 };
 
 use super::records::{
-    ApiKeyRecord, EventRecord, LinkRecord, PrefsRecord, ProviderRecord, Record, SessionRecord,
-    SettingsRecord, StateRecord, UserRecord,
+    ApiKeyRecord, EventRecord, LinkRecord, MailRecord, PrefsRecord, ProviderRecord, Record,
+    SessionRecord, SettingsRecord, StateRecord, TokenRecord, UserRecord,
 };
 
 /// Largest value we will ever decode; guards against a corrupt length prefix.
@@ -67,6 +68,8 @@ codec!(
 codec!(LinkRecord, OauthLink, encode_link, decode_link);
 codec!(StateRecord, OauthState, encode_state, decode_state);
 codec!(PrefsRecord, UserPrefs, encode_prefs, decode_prefs);
+codec!(MailRecord, Mail, encode_mail, decode_mail);
+codec!(TokenRecord, EmailToken, encode_token, decode_token);
 
 #[cfg(test)]
 mod tests {

@@ -426,6 +426,12 @@ impl Store {
         self.shared.generation.load(Ordering::Acquire)
     }
 
+    /// Live handles on this store (clones held by tasks); the file closes with the last.
+    #[must_use]
+    pub fn handles(&self) -> usize {
+        Arc::strong_count(&self.shared)
+    }
+
     /// Changes after every committed write (it carries the generation).
     #[must_use]
     pub fn watch_commits(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, Event, OauthLink, OauthProvider, OauthState, Origin, PrefValue, ProviderKind, Role,
-    Session, Settings, Totp, User, UserPrefs,
+    ApiKey, EmailToken, Event, Mail, OauthLink, OauthProvider, OauthState, Origin, PrefValue,
+    ProviderKind, Role, Session, Settings, TokenKind, Totp, User, UserPrefs,
 };
 
 /// `users_v1` values.
@@ -355,6 +355,113 @@ impl Record for PrefsRecord {
                 .collect(),
             created_at: p.created_at,
             updated_at: p.updated_at,
+        }
+    }
+}
+
+/// `outbox_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum MailRecord {
+    /// Since the outbox was added.
+    V1(MailV1),
+}
+
+/// A queued message as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct MailV1 {
+    id: u64,
+    kind: String,
+    to: String,
+    subject: String,
+    text: String,
+    html: String,
+    created_at: i64,
+    attempts: u32,
+    next_attempt_at: i64,
+}
+
+impl Record for MailRecord {
+    type Value = Mail;
+    const NAME: &'static str = "queued mail";
+    fn new(m: &Mail) -> Self {
+        Self::V1(MailV1 {
+            id: m.id,
+            kind: m.kind.clone(),
+            to: m.to.clone(),
+            subject: m.subject.clone(),
+            text: m.text.clone(),
+            html: m.html.clone(),
+            created_at: m.created_at,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+        })
+    }
+    fn into_value(self) -> Mail {
+        let Self::V1(m) = self;
+        Mail {
+            id: m.id,
+            kind: m.kind,
+            to: m.to,
+            subject: m.subject,
+            text: m.text,
+            html: m.html,
+            created_at: m.created_at,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+        }
+    }
+}
+
+/// `email_tokens_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum TokenRecord {
+    /// Since emailed tokens were added.
+    V1(TokenV1),
+}
+
+/// An emailed token as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct TokenV1 {
+    kind: TokenKindV1,
+    user_id: Uuid,
+    email: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+/// Token kind as stored: variant 0 verify email, 1 password reset.
+#[derive(Serialize, Deserialize, Clone, Copy)]
+enum TokenKindV1 {
+    VerifyEmail,
+    PasswordReset,
+}
+
+impl Record for TokenRecord {
+    type Value = EmailToken;
+    const NAME: &'static str = "emailed token";
+    fn new(t: &EmailToken) -> Self {
+        Self::V1(TokenV1 {
+            kind: match t.kind {
+                TokenKind::VerifyEmail => TokenKindV1::VerifyEmail,
+                TokenKind::PasswordReset => TokenKindV1::PasswordReset,
+            },
+            user_id: t.user_id,
+            email: t.email.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+        })
+    }
+    fn into_value(self) -> EmailToken {
+        let Self::V1(t) = self;
+        EmailToken {
+            kind: match t.kind {
+                TokenKindV1::VerifyEmail => TokenKind::VerifyEmail,
+                TokenKindV1::PasswordReset => TokenKind::PasswordReset,
+            },
+            user_id: t.user_id,
+            email: t.email,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
         }
     }
 }

@@ -58,6 +58,16 @@ pub const PENDING_SIGN_INS: TableDefinition<'_, [u8; 32], (u128, &str, &str, i64
 /// without a migration: an absent table reads as empty.
 pub const USER_PREFS: TableDefinition<'_, u128, &[u8]> = TableDefinition::new("user_prefs_v1");
 
+/// `sequence → MailRecord`: the outbox, oldest first; a message leaves it when delivered or
+/// given up.
+pub const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox_v1");
+/// `SHA-256(token) → TokenRecord`: single-use tokens sent by mail.
+pub const EMAIL_TOKENS: TableDefinition<'_, [u8; 32], &[u8]> =
+    TableDefinition::new("email_tokens_v1");
+
+/// `recipient address (lower case) → (hour start, messages)`: the per-recipient mail cap.
+pub const MAIL_CAPS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("mail_caps_v1");
+
 /// Calls `$m!($($arg,)* TABLE, TABLE, …)` with every table above: the one list that backup,
 /// restore and the completeness check derive from, so that a table added here is copied
 /// without a second list to keep.
@@ -66,7 +76,7 @@ macro_rules! with_every_table {
         $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
             API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
             OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS,
-            PENDING_SIGN_INS, USER_PREFS)
+            PENDING_SIGN_INS, USER_PREFS, OUTBOX, EMAIL_TOKENS, MAIL_CAPS)
     };
 }
 pub(crate) use with_every_table;

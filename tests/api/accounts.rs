@@ -90,7 +90,11 @@ async fn register_validates_and_never_escalates() {
     let (st, v) = s.get("/api/v1/auth/registration-status", None).await;
     assert_eq!(
         (st, &v["data"]),
-        (StatusCode::OK, &json!({"registration_enabled": true}))
+        (
+            StatusCode::OK,
+            &json!({"registration_enabled": true, "password_reset_enabled": false,
+                    "email_verification_required": false})
+        )
     );
     // Unknown fields are refused, so a smuggled role is never applied.
     let (st, v) = s

@@ -10,7 +10,7 @@ use reqwest::{StatusCode, Url};
 
 static NPM: Mutex<bool> = Mutex::new(false);
 
-fn oidc_dir() -> PathBuf {
+pub fn oidc_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc")
 }
 
@@ -25,7 +25,9 @@ pub fn ensure_npm() {
     crate::common::ensure_command("node", "nodejs");
     crate::common::ensure_command("npm", "npm");
     let dir = oidc_dir();
-    if !dir.join("node_modules/oidc-provider/package.json").exists() {
+    if !dir.join("node_modules/oidc-provider/package.json").exists()
+        || !dir.join("node_modules/smtp-server/package.json").exists()
+    {
         let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
             .current_dir(&dir)

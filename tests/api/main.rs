@@ -11,6 +11,7 @@ mod dashboards;
 mod envelope;
 mod host;
 mod idp;
+mod mail;
 mod mfa;
 mod ops;
 mod packaging;

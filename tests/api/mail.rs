@@ -1,0 +1,418 @@
+//! Outgoing mail against a real SMTP server (npm `smtp-server`, tests/oidc/smtp.mjs):
+//! verification and reset end to end through the delivered message, STARTTLS with a test
+//! CA, the durable outbox across kill -9, caps, permanent refusals, and forgot-password's
+//! answers alike for known and unknown addresses.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+/// The test SMTP server and what it received.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    pub got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Smtp {
+    pub fn start(env: &[(&str, String)]) -> Self {
+        crate::idp::ensure_npm();
+        let mut c = Command::new("node");
+        c.arg(crate::idp::oidc_dir().join("smtp.mjs"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("node");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("port=")
+            .unwrap_or_else(|| panic!("smtp said {line:?}"))
+            .parse()
+            .unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        std::thread::spawn(move || {
+            for l in out.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&l) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Self { child, port, got }
+    }
+
+    /// Wait until `n` messages to `to` arrived; returns them.
+    pub async fn wait_for(&self, to: &str, n: usize) -> Vec<Value> {
+        for _ in 0..1000 {
+            let v: Vec<Value> = self
+                .got
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|m| m["to"][0] == to)
+                .cloned()
+                .collect();
+            if v.len() >= n {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("no {n} message(s) to {to}: {:?}", self.got.lock().unwrap());
+    }
+
+    pub fn count(&self, to: &str) -> usize {
+        self.got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m["to"][0] == to)
+            .count()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The token in a mailed link to `path` (`/auth/verify-email`, …).
+fn token_in(mail: &Value, path: &str) -> String {
+    let text = mail["text"].as_str().unwrap();
+    let at = text
+        .find(&format!("{path}?token="))
+        .unwrap_or_else(|| panic!("{text}"));
+    let rest = &text[at + path.len() + 7..];
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+fn with_smtp(c: &mut posta::config::Config, url: &str, port: u16) {
+    c.web_url = Some(url.to_owned());
+    c.smtp_host = Some("127.0.0.1".into());
+    c.smtp_port = port;
+    c.smtp_tls = "none".into();
+    c.smtp_from = Some("Posta <posta@example.com>".into());
+}
+
+/// Registration mails a verification link that opens a page (no token is used by the GET of
+/// the page); confirming it verifies the address once. Forgot-password mails a reset link to
+/// an existing account only, with the same answer for an unknown address; the reset sets the
+/// password, ends every session, proves the address, and a notice follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_and_reset_through_the_mailed_links() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let (_, v) = s.get("/api/v1/auth/registration-status", None).await;
+    assert_eq!(v["data"]["password_reset_enabled"], true);
+    let (t, _) = s.register("Vera", "vera@example.com").await;
+    let mail = &smtp.wait_for("vera@example.com", 1).await[0];
+    assert!(
+        mail["subject"]
+            .as_str()
+            .unwrap()
+            .contains("confirm your email")
+    );
+    assert!(
+        mail["html"]
+            .as_str()
+            .unwrap()
+            .contains("/auth/verify-email?token=")
+    );
+    assert!(
+        !mail["html"].as_str().unwrap().contains("<img"),
+        "no remote images"
+    );
+    let token = token_in(mail, "/auth/verify-email");
+    // The link opens the dashboard's page, which asks before it consumes.
+    let page = s
+        .client
+        .get(format!("{}/auth/verify-email?token={token}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let (_, me) = s.get("/api/v1/users/me", Some(&t)).await;
+    assert_eq!(
+        me["data"]["email_verified"], false,
+        "opening the page verifies nothing"
+    );
+    let (st, v) = s
+        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, me) = s.get("/api/v1/users/me", Some(&t)).await;
+    assert_eq!(me["data"]["email_verified"], true);
+    let (st, _) = s
+        .post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(st, 400, "single use");
+
+    // Forgot-password: the same answer for a known and an unknown address.
+    let (st1, known) = s
+        .post(
+            "/api/v1/auth/forgot-password",
+            None,
+            json!({"email": "vera@example.com"}),
+        )
+        .await;
+    let (st2, unknown) = s
+        .post(
+            "/api/v1/auth/forgot-password",
+            None,
+            json!({"email": "nobody@example.com"}),
+        )
+        .await;
+    assert_eq!((st1, &known), (st2, &unknown));
+    let mail = smtp.wait_for("vera@example.com", 2).await[1].clone();
+    assert!(
+        mail["subject"]
+            .as_str()
+            .unwrap()
+            .contains("reset your password")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count("nobody@example.com"), 0);
+    // At most one link per account per five minutes.
+    s.post(
+        "/api/v1/auth/forgot-password",
+        None,
+        json!({"email": "vera@example.com"}),
+    )
+    .await;
+    let token = token_in(&mail, "/auth/reset-password");
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": token, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(st, 400, "the password rules of everywhere");
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": token, "new_password": "lantern-quartz-71-river"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        s.get("/api/v1/users/me", Some(&t)).await.0,
+        401,
+        "every session ended"
+    );
+    s.login("vera@example.com", "lantern-quartz-71-river").await;
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "vera@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 401, "the old password is gone");
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": token, "new_password": "another-long-pass-42"}),
+        )
+        .await;
+    assert_eq!(st, 400, "single use");
+    let notice = smtp.wait_for("vera@example.com", 3).await[2].clone();
+    assert!(
+        notice["subject"]
+            .as_str()
+            .unwrap()
+            .contains("password was changed"),
+        "{notice}"
+    );
+    assert_eq!(
+        smtp.count("vera@example.com"),
+        3,
+        "no second reset link within five minutes"
+    );
+}
+
+/// With verification required, an unverified account reaches only its profile, the resend
+/// and logout, and its API keys do not verify; the resend is capped per address per hour.
+/// Without mail the setting cannot be turned on (tested in admin.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unverified_accounts_wait_when_verification_is_required() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let admin = s.admin().await;
+    let (t, _) = s.register("Una", "una@example.com").await;
+    let (key, _) = s.api_key(&t, json!({"name": "k"})).await;
+    let (st, v) = s
+        .put(
+            "/api/v1/admin/settings",
+            Some(&admin),
+            json!({"settings": [{"key": "require_email_verification", "value": "true"}]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, me) = s.get("/api/v1/users/me", Some(&t)).await;
+    assert_eq!(me["data"]["email_verification_required"], true);
+    let (st, v) = s.get("/api/v1/users/me/api-keys", Some(&t)).await;
+    assert_eq!(st, 403, "{v}");
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "the unverified account's key does not verify"
+    );
+    // Resend: capped at five messages per address per hour (one went at registration).
+    for _ in 0..8 {
+        let (st, _) = s
+            .post("/api/v1/users/me/verify-email/resend", Some(&t), json!({}))
+            .await;
+        assert_eq!(st, 200);
+    }
+    let mails = smtp.wait_for("una@example.com", 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count("una@example.com"), 5, "capped");
+    // Only the newest link works.
+    let first = token_in(&mails[0], "/auth/verify-email");
+    let (st, _) = s
+        .post("/api/v1/auth/verify-email", None, json!({"token": first}))
+        .await;
+    assert_eq!(st, 400, "superseded");
+    let last = token_in(mails.last().unwrap(), "/auth/verify-email");
+    let (st, _) = s
+        .post("/api/v1/auth/verify-email", None, json!({"token": last}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(s.get("/api/v1/users/me/api-keys", Some(&t)).await.0, 200);
+    let r = s
+        .client
+        .get(format!("{}/api/v1/auth/verify", s.url))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// A relay that refuses for good (550): the message is given up at once and audited; one that
+/// answers "try later" (451) keeps it queued for a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_mail_is_given_up_and_audited() {
+    let smtp = Smtp::start(&[("REJECT", "550".into())]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let admin = s.admin().await;
+    s.register("Rex", "rex@example.com").await;
+    let mut failed = Value::Null;
+    for _ in 0..300 {
+        let (_, v) = s
+            .get("/api/v1/admin/events?type=mail.failed", Some(&admin))
+            .await;
+        if v["pageable"]["total_elements"] == 1 {
+            failed = v["data"][0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(failed["metadata"]["email"], "rex@example.com", "{failed}");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("verify_email after 1 attempt")
+    );
+}
+
+/// STARTTLS to a relay whose certificate comes from a private CA (`smtp_ca`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_with_a_private_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let write = |name: &str, pem: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, pem).unwrap();
+        p
+    };
+    let ca_pem = write("ca.pem", ca.pem());
+    let cert = write("cert.pem", leaf.pem());
+    let key = write("key.pem", leaf_key.serialize_pem());
+    let smtp = Smtp::start(&[
+        ("TLS_CERT", cert.display().to_string()),
+        ("TLS_KEY", key.display().to_string()),
+    ]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| {
+        with_smtp(c, url, port);
+        c.smtp_host = Some("localhost".into());
+        c.smtp_tls = "starttls".into();
+        c.smtp_ca = Some(ca_pem.clone());
+    })
+    .await;
+    s.register("Tia", "tia@example.com").await;
+    let m = &smtp.wait_for("tia@example.com", 1).await[0];
+    assert_eq!(m["secure"], true, "delivered over STARTTLS");
+
+    // `posta admin send-test-mail` proves the same settings from the host; without the CA
+    // the relay's certificate is refused and the command says where it tried.
+    let cmd = |with_ca: bool| {
+        let mut c = posta_cmd(dir.path());
+        c.env("POSTA_WEB_URL", "http://127.0.0.1:1")
+            .env("POSTA_SMTP_HOST", "localhost")
+            .env("POSTA_SMTP_PORT", port.to_string())
+            .env("POSTA_SMTP_FROM", "posta@example.com")
+            .args(["admin", "send-test-mail", "--to", "ops@example.com"]);
+        if with_ca {
+            c.env("POSTA_SMTP_CA", &ca_pem);
+        }
+        c.output().unwrap()
+    };
+    let out = cmd(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    smtp.wait_for("ops@example.com", 1).await;
+    let out = cmd(false);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("localhost:{port}")), "{err}");
+    assert!(
+        !Path::new(&dir.path().join("posta.redb")).exists(),
+        "send-test-mail needs no store"
+    );
+}
