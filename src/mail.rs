@@ -136,8 +136,13 @@ fn backoff(attempts: u32) -> i64 {
 /// queued, or the server stops.
 pub async fn run(state: AppState, relay: Relay) {
     let mut closing = state.closing.subscribe();
+    // A start retries everything queued at once (a restart is what an operator does after
+    // fixing the relay); later passes keep to each message's backoff.
+    let mut everything = true;
     loop {
-        let next = match deliver_due(&state, &relay).await {
+        let pass = deliver_due(&state, &relay, everything).await;
+        everything = false;
+        let next = match pass {
             Ok(next) => next,
             Err(e) => {
                 tracing::warn!(error = %e, "mail: reading the outbox failed");
@@ -159,14 +164,27 @@ pub async fn run(state: AppState, relay: Relay) {
 }
 
 /// One pass over the due messages; returns when the next one is due.
-async fn deliver_due(state: &AppState, relay: &Relay) -> crate::error::Result<Option<i64>> {
+async fn deliver_due(
+    state: &AppState,
+    relay: &Relay,
+    everything: bool,
+) -> crate::error::Result<Option<i64>> {
+    let mut tried = 0_u64;
     loop {
         let now = state.now();
-        let due = state.store.read(|tx| store::outbox::due(tx, now, BATCH))?;
+        let due = if everything {
+            // Each queued message once, in order, whatever its next attempt.
+            state
+                .store
+                .read(|tx| store::outbox::from(tx, tried, BATCH))?
+        } else {
+            state.store.read(|tx| store::outbox::due(tx, now, BATCH))?
+        };
         if due.is_empty() {
             return state.store.read(store::outbox::next_due);
         }
         for m in due {
+            tried = tried.max(m.id);
             let outcome = relay.send(&m).await;
             settle(state, m, outcome).await?;
         }

@@ -60,6 +60,18 @@ pub fn due(tx: &impl Tx, now: i64, limit: usize) -> Result<Vec<Mail>> {
     Ok(out)
 }
 
+/// Up to `limit` messages after id `after`, oldest first, due or not.
+pub fn from(tx: &impl Tx, after: u64, limit: usize) -> Result<Vec<Mail>> {
+    let Some(t) = tx.table(OUTBOX)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for row in t.range(after.saturating_add(1)..)?.take(limit) {
+        out.push(codec::decode_mail(row?.1.value())?);
+    }
+    Ok(out)
+}
+
 /// When the next message is due (`None`: the outbox is empty).
 pub fn next_due(tx: &impl Tx) -> Result<Option<i64>> {
     let Some(t) = tx.table(OUTBOX)? else {
