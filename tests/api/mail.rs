@@ -516,7 +516,7 @@ async fn forgot_password_does_not_tell_who_has_an_account() {
         v[v.len() / 2]
     };
     let (k, u) = (median(&mut known), median(&mut unknown));
-    let diff = if k > u { k - u } else { u - k };
+    let diff = k.abs_diff(u);
     assert!(diff < Duration::from_millis(5), "known {k:?} unknown {u:?}");
     // And only the known address got mail (one link: at most one per five minutes).
     smtp.wait_for("kim@example.com", 2).await;
