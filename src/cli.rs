@@ -122,6 +122,12 @@ enum AdminCmd {
         #[arg(long)]
         email: String,
     },
+    /// Print a one-time password reset link to hand to the user (mailed too when mail is
+    /// configured); works with the server running or stopped.
+    ResetLink {
+        #[arg(long)]
+        email: String,
+    },
     /// Send a test message through the configured SMTP relay, now (not through the outbox):
     /// proves the smtp_* settings.
     SendTestMail {
@@ -195,6 +201,7 @@ pub fn main() -> ExitCode {
                     | AdminCmd::SetRole { .. }
                     | AdminCmd::ListUsers
                     | AdminCmd::Disable2fa { .. }
+                    | AdminCmd::ResetLink { .. }
             ) | Cmd::Backup { .. }
                 | Cmd::Export { .. }
                 | Cmd::Compact
@@ -455,6 +462,7 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
         AdminCmd::SetRole { email, role } => HostCommand::SetRole { email, role },
         AdminCmd::ListUsers => HostCommand::ListUsers,
         AdminCmd::Disable2fa { email } => HostCommand::Disable2fa { email },
+        AdminCmd::ResetLink { email } => HostCommand::ResetLink { email },
         // Needs no store: the relay alone.
         AdminCmd::SendTestMail { to } => return send_test_mail(&cfg, &to).await,
     };

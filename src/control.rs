@@ -56,6 +56,11 @@ pub enum HostCommand {
         /// Email.
         email: String,
     },
+    /// A one-time password reset link to hand over.
+    ResetLink {
+        /// Email.
+        email: String,
+    },
 }
 
 /// Only the command's name: some carry a password.
@@ -75,6 +80,7 @@ impl HostCommand {
             HostCommand::SetRole { .. } => "set-role",
             HostCommand::ListUsers => "list-users",
             HostCommand::Disable2fa { .. } => "disable-2fa",
+            HostCommand::ResetLink { .. } => "reset-link",
         }
     }
 }
@@ -158,6 +164,23 @@ pub async fn execute(state: &AppState, cmd: HostCommand) -> Result<String, Strin
             let u = find(&email)?;
             mfa::reset(state, None, u.id, None).await.map_err(e)?;
             format!("two-factor authentication disabled for {}\n", u.email)
+        }
+        HostCommand::ResetLink { email } => {
+            let u = find(&email)?;
+            let (link, expires_at) =
+                crate::domain::email_flow::admin_reset_link(state, Actor::Host, u.id)
+                    .await
+                    .map_err(e)?;
+            let hint = if state.cfg.web_url.is_none() {
+                " (a path on this server's dashboard: set POSTA_WEB_URL for a full link)"
+            } else {
+                ""
+            };
+            format!(
+                "reset link for {} (one use, until {}){hint}:\n{link}\n",
+                u.email,
+                crate::clock::rfc3339(expires_at)
+            )
         }
     })
 }

@@ -452,6 +452,12 @@ function usersSection() {
           h('button', { class: 'secondary', onclick: () => act('PUT', `/api/v1/admin/users/${u.id}`, { active: !u.active }, u.active ? 'User disabled.' : 'User enabled.') }, u.active ? 'Disable' : 'Enable'),
           u.two_factor_enabled ? h('button', { class: 'secondary', onclick: () => act('DELETE', `/api/v1/admin/users/${u.id}/2fa`, undefined, '2FA turned off.') }, 'Reset 2FA') : null,
           h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/revoke-sessions`, undefined, 'Sessions ended.') }, 'End sessions'),
+          h('button', { class: 'secondary', onclick: async () => {
+            const r = await api('POST', `/api/v1/admin/users/${u.id}/reset-link`);
+            out.replaceChildren(r.ok
+              ? h('div', { class: 'msg ok', role: 'status' }, `One-time reset link for ${u.email} (until ${fmt(r.json.data.expires_at)}${r.json.data.mailed ? '; also mailed' : ''}): `, h('code', { class: 'reset-link' }, r.json.data.link))
+              : msg(errorText(r)));
+          } }, 'Reset link'),
           u.scheduled_deletion_at
             ? h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/cancel-deletion`, undefined, 'Deletion cancelled; user reactivated.') }, 'Cancel deletion')
             : h('button', { class: 'danger', onclick: () => { if (confirm(`Delete ${u.email}? The account is disabled now and deleted after the grace period.`)) act('DELETE', `/api/v1/admin/users/${u.id}`, undefined, 'User disabled; deletion scheduled.'); } }, 'Delete'),

@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Actor, Caller, admin, api_key, audit, deletion, mfa};
+use crate::domain::{Actor, Caller, admin, api_key, audit, deletion, email_flow, mfa};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::state::AppState;
@@ -112,6 +112,18 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
             Ok(response::ok(
                 StatusCode::OK,
                 &json!({"message": "user deleted"}),
+            ))
+        }
+        Admin::ResetLink(id) => {
+            let (link, expires_at) =
+                email_flow::admin_reset_link(state, Actor::Admin(c, &client), id).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({
+                    "link": link,
+                    "expires_at": crate::clock::rfc3339(expires_at),
+                    "mailed": state.cfg.mail_enabled(),
+                }),
             ))
         }
         Admin::CancelDeletion(id) => {

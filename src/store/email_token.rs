@@ -68,3 +68,12 @@ pub fn prune(tx: &WriteTransaction, now: i64) -> Result<usize> {
     }
     Ok(gone.len())
 }
+
+/// Rows stored.
+pub fn count(tx: &impl super::db::Tx) -> Result<u64> {
+    use redb::ReadableTableMetadata;
+    Ok(match tx.table(EMAIL_TOKENS)? {
+        Some(t) => t.len()?,
+        None => 0,
+    })
+}

@@ -50,3 +50,12 @@ pub fn prune(tx: &WriteTransaction, now: i64) -> Result<usize> {
     }
     Ok(old.len())
 }
+
+/// Rows stored.
+pub fn count(tx: &impl super::db::Tx) -> Result<u64> {
+    use redb::ReadableTableMetadata;
+    Ok(match tx.table(MAIL_CAPS)? {
+        Some(t) => t.len()?,
+        None => 0,
+    })
+}

@@ -279,3 +279,121 @@ async fn every_admin_command_works_with_the_server_running_and_stopped() {
         .await;
     assert_eq!(st, 200, "2FA is off: {v}");
 }
+
+/// The token in a printed or answered reset link.
+fn link_token(text: &str) -> String {
+    let at = text.find("token=").unwrap_or_else(|| panic!("{text}"));
+    text[at + 6..].split_whitespace().next().unwrap().to_owned()
+}
+
+/// An admin-issued reset link, for installs without mail and for support: from the API and
+/// from the host (server running, through the control socket, and stopped). The person
+/// chooses the password; the link works once; every session ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_links_from_the_api_and_the_host() {
+    let s = TestServer::start().await;
+    let dir = s.dir.path().to_owned();
+    let admin = s.admin().await;
+    let (t, uid) = s.register("Liv", "liv@example.com").await;
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/admin/users/{uid}/reset-link"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["mailed"], false, "no relay configured");
+    let link = v["data"]["link"].as_str().unwrap().to_owned();
+    assert!(link.contains("/auth/reset-password?token="), "{link}");
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": link_token(&link), "new_password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        s.get("/api/v1/users/me", Some(&t)).await.0,
+        401,
+        "sessions ended"
+    );
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": link_token(&link), "new_password": "another-long-pass-42"}),
+        )
+        .await;
+    assert_eq!(st, 400, "single use");
+    let (st, _) = s
+        .post(
+            "/api/v1/admin/users/00000000-0000-0000-0000-000000000009/reset-link",
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, 404);
+
+    // From the host while the server runs: a newer link replaces the older one.
+    let out = posta(
+        &dir,
+        &["admin", "reset-link", "--email", "liv@example.com"],
+        None,
+    )
+    .await;
+    let first = link_token(&stdout(&out));
+    let out = posta(
+        &dir,
+        &["admin", "reset-link", "--email", "liv@example.com"],
+        None,
+    )
+    .await;
+    let second = link_token(&stdout(&out));
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": first, "new_password": "river-lamp-88-quartz"}),
+        )
+        .await;
+    assert_eq!(st, 400, "superseded by the newer link");
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": second, "new_password": "river-lamp-88-quartz"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    s.login("liv@example.com", "river-lamp-88-quartz").await;
+    let issued = events(&s, "password.reset_link_issued").await;
+    assert_eq!(issued.len(), 3);
+    assert!(
+        issued[0]["detail"]
+            .as_str()
+            .unwrap()
+            .ends_with("(host command)")
+    );
+
+    // And with the server stopped, in the command's own process.
+    let (dir_guard, clock) = s.stop().await;
+    let out = posta(
+        dir_guard.path(),
+        &["admin", "reset-link", "--email", "liv@example.com"],
+        None,
+    )
+    .await;
+    let third = link_token(&stdout(&out));
+    let s = TestServer::start_in(dir_guard, test_config(&dir), clock).await;
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/reset-password",
+            None,
+            json!({"token": third, "new_password": "maple-orbit-19-stone"}),
+        )
+        .await;
+    assert_eq!(st, 200);
+    s.login("liv@example.com", "maple-orbit-19-stone").await;
+}
