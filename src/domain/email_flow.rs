@@ -307,6 +307,56 @@ pub async fn reset_worker(state: AppState) {
     }
 }
 
+/// Sign-in alerts go to one account at most this often.
+const ALERT_SPACING: i64 = 600;
+
+/// Inside a sign-in's transaction: mail the owner about a sign-in from a browser this
+/// account has not used before (unless turned off: `login_alerts`, or Posta's
+/// `email_notifications`), at most once per ten minutes.
+pub fn new_device_alert(
+    state: &AppState,
+    tx: &WriteTransaction,
+    u: &User,
+    client: &ClientInfo,
+    how: &str,
+    now: i64,
+) -> Result<()> {
+    if !state.cfg.mail_enabled() || !u.login_alerts {
+        return Ok(());
+    }
+    if !super::prefs::notifications_on(store::prefs::get(tx, u.id)?.as_ref()) {
+        return Ok(());
+    }
+    if !store::mail_caps::take_in(tx, &format!("login-alert:{}", u.id), now, 1, ALERT_SPACING)? {
+        return Ok(());
+    }
+    let browser = if client.user_agent.is_empty() {
+        "an unknown browser".to_owned()
+    } else {
+        client.user_agent.chars().take(200).collect()
+    };
+    mail::queue(
+        state,
+        tx,
+        &Compose {
+            kind: "new_device",
+            to: &u.email,
+            subject: "new sign-in to your account",
+            paragraphs: &[
+                format!("Hello {},", u.name),
+                format!(
+                    "Your account was signed in to from a browser it had not used before, at {} (UTC) from the address {}, with {browser} ({how}).",
+                    crate::clock::rfc3339(now),
+                    client.ip
+                ),
+                "If this was you, there is nothing to do. If not, change your password now and end your other sessions from your account page.".into(),
+            ],
+            action: Some(("Open your account", "/account".into())),
+        },
+    )?;
+    Ok(())
+}
+
 /// An admin-issued reset link lives a day: it is handed over by hand.
 pub const ADMIN_LINK_TTL: i64 = 86_400;
 

@@ -118,6 +118,12 @@ fn value(prefs: Option<&UserPrefs>, key: &str) -> PrefValue {
     })
 }
 
+/// Whether the user wants mail at all (Posta's `email_notifications`; on by default).
+#[must_use]
+pub fn notifications_on(prefs: Option<&UserPrefs>) -> bool {
+    value(prefs, "email_notifications") != PrefValue::Bool(false)
+}
+
 /// Days until a new API key expires when its creator names none (0: never).
 pub fn api_key_expiry_days(state: &AppState, user: Uuid) -> Result<u32> {
     let prefs = state.store.read(|tx| store::prefs::get(tx, user))?;

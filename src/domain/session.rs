@@ -73,10 +73,16 @@ pub fn complete_sign_in(
     how: &str,
     two_factor_setup_required: bool,
 ) -> Result<SignedIn> {
+    let signed_in_before = u.last_login_at.is_some();
     u.last_login_at = Some(now);
     store::user::update(tx, &u)?;
+    let mut new_device = false;
     if let Some(d) = &client.device {
+        new_device = !store::throttle::device_known(tx, u.id, d)?;
         store::throttle::remember_device(tx, u.id, d, now)?;
+    }
+    if new_device && signed_in_before {
+        super::email_flow::new_device_alert(state, tx, &u, client, how, now)?;
     }
     let (token, expires_at) = open_session(state, tx, &u, client, now)?;
     let mut ev = audit::event("login.success", Some(u.id), Some(u.id), Some(client));

@@ -171,15 +171,25 @@ pub fn new_record(n: NewUser, now: i64, origin: Origin, email_verified: bool) ->
 }
 
 /// Update the caller's own name.
-pub async fn update_profile(state: &AppState, caller: &Caller, name: &str) -> Result<User> {
-    let name = valid_name(name)?;
+pub async fn update_profile(
+    state: &AppState,
+    caller: &Caller,
+    name: Option<&str>,
+    login_alerts: Option<bool>,
+) -> Result<User> {
+    let name = name.map(valid_name).transpose()?;
     let id = caller.user.id;
     let now = state.now();
     state
         .store
         .write(move |tx| {
             let mut u = store::user::get(tx, id)?.ok_or(Error::NotFound("user"))?;
-            u.name.clone_from(&name);
+            if let Some(n) = &name {
+                u.name.clone_from(n);
+            }
+            if let Some(a) = login_alerts {
+                u.login_alerts = a;
+            }
             u.updated_at = now;
             store::user::update(tx, &u)?;
             Ok(u)

@@ -21,7 +21,9 @@ use super::view::{ApiKeyView, EventView, SessionView, UserView};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateMe {
-    name: String,
+    name: Option<String>,
+    /// Mail the owner on a sign-in from a new browser.
+    login_alerts: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -128,7 +130,7 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
     match route {
         Account::UpdateMe => {
             let b: UpdateMe = req.json().await?;
-            let u = user::update_profile(state, c, &b.name).await?;
+            let u = user::update_profile(state, c, b.name.as_deref(), b.login_alerts).await?;
             profile(state, c, &u)
         }
         Account::ChangePassword => {

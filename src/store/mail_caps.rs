@@ -10,17 +10,22 @@ use crate::error::Result;
 /// Count one message to `address` at `now` if fewer than `max` went there in its current
 /// hour; whether it may be sent.
 pub fn take(tx: &WriteTransaction, address: &str, now: i64, max: u32) -> Result<bool> {
-    let key = address.to_lowercase();
+    take_in(tx, &address.to_lowercase(), now, max, 3_600)
+}
+
+/// [`take`] for any key and window (`window` seconds; windows over an hour are not kept past
+/// the hour by [`prune`]).
+pub fn take_in(tx: &WriteTransaction, key: &str, now: i64, max: u32, window: i64) -> Result<bool> {
     let mut t = tx.open_table(MAIL_CAPS)?;
     let (start, n) = t
-        .get(key.as_str())?
+        .get(key)?
         .map(|v| v.value())
-        .filter(|(start, _)| now - start < 3_600)
+        .filter(|(start, _)| now - start < window)
         .unwrap_or((now, 0));
     if n >= max {
         return Ok(false);
     }
-    t.insert(key.as_str(), (start, n + 1))?;
+    t.insert(key, (start, n + 1))?;
     Ok(true)
 }
 

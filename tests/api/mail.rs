@@ -528,3 +528,72 @@ async fn forgot_password_does_not_tell_who_has_an_account() {
             .all(|m| m["to"][0] != "ghost1@example.com")
     );
 }
+
+/// A sign-in from a browser the account has not used before mails the owner (time, address,
+/// browser), at most once per ten minutes, unless turned off; the first sign-in after
+/// registration and a known browser send nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_device_sign_in_alert() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let (t, _) = s.register("Nia", "nia@example.com").await;
+    smtp.wait_for("nia@example.com", 1).await; // the verification link
+    // A browser keeping its cookies: its first sign-in is the account's first; nothing.
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .user_agent("Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")
+        .build()
+        .unwrap();
+    let login = |c: reqwest::Client| {
+        let url = format!("{}/api/v1/auth/login", s.url);
+        async move {
+            let r = c
+                .post(url)
+                .json(&json!({"email": "nia@example.com", "password": PASSWORD}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    login(browser.clone()).await;
+    // The same browser again: known.
+    login(browser.clone()).await;
+    // Another browser: alerted.
+    let other = reqwest::Client::builder()
+        .user_agent("Mozilla/5.0 (Windows NT 10.0) Chrome/126.0")
+        .build()
+        .unwrap();
+    login(other.clone()).await;
+    let alert = smtp.wait_for("nia@example.com", 2).await[1].clone();
+    let text = alert["text"].as_str().unwrap();
+    assert!(
+        alert["subject"].as_str().unwrap().contains("new sign-in"),
+        "{alert}"
+    );
+    assert!(
+        text.contains("127.0.0.1") && text.contains("Chrome/126.0"),
+        "{text}"
+    );
+    // Within ten minutes, no second alert.
+    login(other.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count("nia@example.com"), 2);
+    // Turned off by the owner: none after the ten minutes either.
+    let (st, v) = s
+        .put("/api/v1/users/me", Some(&t), json!({"login_alerts": false}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    s.clock.advance(11 * 60);
+    login(other.clone()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(smtp.count("nia@example.com"), 2);
+    // Back on: alerted again.
+    let t = s.login("nia@example.com", PASSWORD).await;
+    s.put("/api/v1/users/me", Some(&t), json!({"login_alerts": true}))
+        .await;
+    s.clock.advance(11 * 60);
+    login(other).await;
+    smtp.wait_for("nia@example.com", 3).await;
+}
