@@ -430,3 +430,22 @@ pub struct EmailToken {
     /// Not valid from then on.
     pub expires_at: i64,
 }
+
+/// An invitation to create an account (closed registration included), sent by mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    /// Identifier for the admin API.
+    pub id: Uuid,
+    /// The address invited; the account gets it, verified.
+    pub email: String,
+    /// The role the account gets.
+    pub role: Role,
+    /// A name to suggest on the sign-up page.
+    pub name: Option<String>,
+    /// The admin who invited (none: a host command).
+    pub invited_by: Option<Uuid>,
+    /// Issued.
+    pub created_at: i64,
+    /// Not valid from then on.
+    pub expires_at: i64,
+}

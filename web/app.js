@@ -196,6 +196,25 @@ async function pageVerifyEmail() {
     h('p', {}, 'Press the button to confirm that this address is yours.'), btn, out, h('p', {}, h('a', { href: '/login' }, 'Sign in'))));
 }
 
+async function pageInvitation() {
+  const token = linkToken();
+  const out = h('div', { id: 'invite-msg', 'aria-live': 'polite' });
+  const r = await api('GET', `/api/v1/auth/invitations/${encodeURIComponent(token)}`);
+  if (!r.ok) { show($app(), h('section', { class: 'card' }, h('h1', {}, 'Invitation'), msg(errorText(r)), h('a', { href: '/login' }, 'Sign in'))); return; }
+  const inv = r.json.data;
+  const form = h('form', { id: 'invitation-form', onsubmit: async e => {
+    e.preventDefault(); out.replaceChildren();
+    const d = formData(e.target);
+    const reg = await api('POST', '/api/v1/auth/register', { name: d.name, password: d.password, invite_token: token });
+    if (reg.ok) go('/account'); else out.append(msg(errorText(reg)));
+  } },
+  h('p', {}, 'Email: ', h('strong', {}, inv.email), inv.role === 'admin' ? ' (administrator)' : ''),
+  ...field('Name', { name: 'name', type: 'text', autocomplete: 'name', required: true, value: inv.name || '' }),
+  ...field('Password (at least 8 characters)', { name: 'password', type: 'password', autocomplete: 'new-password', required: true, minlength: 8 }),
+  h('button', { type: 'submit' }, 'Create my account'));
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'You are invited'), out, form));
+}
+
 async function pageForgotPassword() {
   const out = h('div', { id: 'forgot-msg', 'aria-live': 'polite' });
   const form = h('form', { id: 'forgot-form', onsubmit: async e => {
@@ -423,7 +442,36 @@ async function pageAdmin() {
   if (!r.ok) { go('/login'); return; }
   renderNav();
   if (me.role !== 'admin') { show($app(), h('section', {}, h('h1', {}, 'Admin'), msg('Administrators only.'))); return; }
-  show($app(), h('div', {}, h('h1', {}, 'Administration'), usersSection(), providersSection(), settingsSection(), auditSection()));
+  show($app(), h('div', {}, h('h1', {}, 'Administration'), usersSection(), invitationsSection(), providersSection(), settingsSection(), auditSection()));
+}
+
+function invitationsSection() {
+  const sec = h('section', { id: 'invitations' }, h('h2', {}, 'Invitations'));
+  const out = h('div', { 'aria-live': 'polite' });
+  const list = h('div', { class: 'table-wrap' });
+  const form = h('form', { id: 'invite-form', class: 'row', onsubmit: async e => {
+    e.preventDefault(); out.replaceChildren();
+    const d = formData(e.target);
+    const r = await api('POST', '/api/v1/admin/invitations', { email: d.email, role: d.role });
+    if (!r.ok) { out.append(msg(errorText(r))); return; }
+    out.append(r.json.data.link
+      ? h('div', { class: 'msg ok', role: 'status' }, `Invitation for ${r.json.data.email}; no mail is configured, so hand over this link: `, h('code', { class: 'invite-link' }, r.json.data.link))
+      : msg(`Invitation mailed to ${r.json.data.email}.`, 'ok'));
+    e.target.reset(); load();
+  } },
+  h('div', {}, ...field('Email', { name: 'email', type: 'email', required: true })),
+  h('div', {}, h('label', { for: 'invite-role' }, 'Role'), h('select', { id: 'invite-role', name: 'role' }, h('option', { value: 'user' }, 'user'), h('option', { value: 'admin' }, 'admin'))),
+  h('button', { type: 'submit' }, 'Invite'));
+  async function load() {
+    const r = await api('GET', '/api/v1/admin/invitations?size=100');
+    if (!r.ok) { list.replaceChildren(msg(errorText(r))); return; }
+    list.replaceChildren(r.json.data.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Email'), h('th', {}, 'Role'), h('th', {}, 'Expires'), h('th', {}, ''))),
+      h('tbody', {}, ...r.json.data.map(i => h('tr', { 'data-invite': i.email }, h('td', {}, i.email), h('td', {}, i.role), h('td', {}, fmt(i.expires_at)),
+        h('td', {}, h('button', { class: 'secondary', onclick: async () => { await api('DELETE', `/api/v1/admin/invitations/${i.id}`); load(); } }, 'Revoke')))))) : h('p', { class: 'muted' }, 'No pending invitations.'));
+  }
+  load();
+  sec.append(out, form, list);
+  return sec;
 }
 
 function usersSection() {
@@ -596,7 +644,7 @@ async function pageOauthCallback() {
 }
 
 const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin, '/auth/oauth/callback': pageOauthCallback,
-  '/auth/verify-email': pageVerifyEmail, '/auth/forgot-password': pageForgotPassword, '/auth/reset-password': pageResetPassword };
+  '/auth/verify-email': pageVerifyEmail, '/auth/invitation': pageInvitation, '/auth/forgot-password': pageForgotPassword, '/auth/reset-password': pageResetPassword };
 
 document.addEventListener('DOMContentLoaded', () => {
   const page = PAGES[location.pathname] || pageLogin;

@@ -8,6 +8,7 @@ pub mod deletion;
 pub mod email_flow;
 pub mod export;
 pub mod factor;
+pub mod invitation;
 pub mod keys;
 pub mod mail;
 pub mod mfa;

@@ -360,11 +360,24 @@ pub async fn register(
     // Nothing proved the address yet: unverified, and never linked to an identity provider
     // by email alone.
     let u = user::new_record(n, now, Origin::SelfRegistered, false);
+    register_with(state, u, client, |_| Ok(())).await
+}
+
+/// Store a new account `u` and sign it in, in one transaction with `also` (an invitation used
+/// up), which can refuse it.
+pub async fn register_with(
+    state: &AppState,
+    u: User,
+    client: &ClientInfo,
+    mut also: impl FnMut(&WriteTransaction) -> Result<()> + Send + 'static,
+) -> Result<SignedIn> {
+    let now = state.now();
     let setup_required = state.settings().two_factor_required;
     let (st, cl) = (state.clone(), client.clone());
     state
         .store
         .write(move |tx| {
+            also(tx)?;
             store::user::insert(tx, &u)?;
             if let Some(d) = &cl.device {
                 store::throttle::remember_device(tx, u.id, d, now)?;
@@ -372,8 +385,13 @@ pub async fn register(
             let (token, expires_at) = open_session(&st, tx, &u, &cl, now)?;
             let mut ev = audit::event("user.registered", Some(u.id), Some(u.id), Some(&cl));
             ev.email = Some(&u.email);
+            if u.origin == Origin::Invitation {
+                ev.detail = format!("invited, role {}", u.role.as_str());
+            }
             ev.record(&st, tx, now)?;
-            super::email_flow::send_verification(&st, tx, &u)?;
+            if u.email_verified_at.is_none() {
+                super::email_flow::send_verification(&st, tx, &u)?;
+            }
             Ok(SignedIn {
                 token,
                 user: u.clone(),

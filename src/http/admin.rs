@@ -4,7 +4,7 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{Actor, Caller, admin, api_key, audit, deletion, email_flow, mfa};
+use crate::domain::{Actor, Caller, admin, api_key, audit, deletion, email_flow, invitation, mfa};
 use crate::error::{Error, Result};
 use crate::model::Role;
 use crate::state::AppState;
@@ -60,6 +60,18 @@ struct SettingIn {
 #[serde(deny_unknown_fields)]
 struct PutSettings {
     settings: Vec<SettingIn>,
+}
+
+fn invitation_view(i: &crate::model::Invitation) -> serde_json::Value {
+    json!({
+        "id": i.id,
+        "email": i.email,
+        "role": i.role.as_str(),
+        "name": i.name,
+        "invited_by": i.invited_by,
+        "created_at": crate::clock::rfc3339(i.created_at),
+        "expires_at": crate::clock::rfc3339(i.expires_at),
+    })
 }
 
 fn role(s: Option<&str>) -> Result<Option<Role>> {
@@ -124,6 +136,37 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
                     "expires_at": crate::clock::rfc3339(expires_at),
                     "mailed": state.cfg.mail_enabled(),
                 }),
+            ))
+        }
+        Admin::CreateInvitation => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Body {
+                email: String,
+                role: Option<String>,
+                name: Option<String>,
+            }
+            let b: Body = req.json().await?;
+            let r = role(b.role.as_deref())?.unwrap_or(Role::User);
+            let (inv, link) =
+                invitation::create(state, Actor::Admin(c, &client), &b.email, r, b.name).await?;
+            let mut v = invitation_view(&inv);
+            // Without mail the admin hands the link over; with mail it stays in the message.
+            if !state.cfg.mail_enabled() {
+                v["link"] = json!(link);
+            }
+            Ok(response::ok(StatusCode::CREATED, &v))
+        }
+        Admin::ListInvitations => {
+            let (page, size) = req.paging()?;
+            let p = invitation::list(state, page, size)?;
+            Ok(response::paged(&p, invitation_view))
+        }
+        Admin::DeleteInvitation(id) => {
+            invitation::revoke(state, Actor::Admin(c, &client), id).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "invitation revoked"}),
             ))
         }
         Admin::CancelDeletion(id) => {

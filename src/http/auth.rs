@@ -35,8 +35,13 @@ struct LoginRequest {
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     name: String,
-    email: String,
+    #[serde(default)]
+    email: Option<String>,
     password: String,
+    /// An invitation's token: the account gets the invited address and role, open
+    /// registration or not.
+    #[serde(default)]
+    invite_token: Option<String>,
 }
 
 fn signed_in(state: &AppState, https: bool, status: StatusCode, s: &SignedIn) -> Resp {
@@ -176,6 +181,13 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
                 &json!({"message": "email address verified"}),
             ))
         }
+        SignIn::Invitation(token) => {
+            let i = crate::domain::invitation::peek(state, &token, &req.client)?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"email": i.email, "role": i.role.as_str(), "name": i.name}),
+            ))
+        }
         SignIn::VerifyEmail => {
             let b: TokenBody = req.json().await?;
             email_flow::verify(state, &b.token, &req.client).await?;
@@ -204,7 +216,25 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
         SignIn::Register => {
             let b: RegisterRequest = req.json().await?;
             let new_device = super::cookie::device(req)?;
-            let s = session::register(state, &b.name, &b.email, &b.password, &req.client).await?;
+            let s = match b.invite_token.filter(|t| !t.trim().is_empty()) {
+                Some(token) => {
+                    crate::domain::invitation::register(
+                        state,
+                        &token,
+                        &b.name,
+                        b.email.as_deref(),
+                        &b.password,
+                        &req.client,
+                    )
+                    .await?
+                }
+                None => {
+                    let email = b
+                        .email
+                        .ok_or_else(|| Error::invalid("email", "is required"))?;
+                    session::register(state, &b.name, &email, &b.password, &req.client).await?
+                }
+            };
             let mut r = signed_in(state, req.https, StatusCode::CREATED, &s);
             if let Some(c) = new_device {
                 response::set_cookie(&mut r, &c);

@@ -25,6 +25,7 @@ pub const PAGES: &[&str] = &[
     "/admin",
     "/auth/oauth/callback",
     "/auth/verify-email",
+    "/auth/invitation",
     "/auth/forgot-password",
     "/auth/reset-password",
 ];

@@ -64,13 +64,14 @@ pub enum Probe {
 }
 
 /// `http::auth::sign_in`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum SignIn {
     Login,
     Register,
     VerifyEmailLink,
     VerifyEmail,
+    Invitation(String),
     ForgotPassword,
     ResetPassword,
 }
@@ -133,6 +134,9 @@ pub enum Admin {
     ForceDeleteUser(Uuid),
     CancelDeletion(Uuid),
     ResetLink(Uuid),
+    CreateInvitation,
+    ListInvitations,
+    DeleteInvitation(Uuid),
     Reset2fa(Uuid),
     RevokeSessions(Uuid),
     ListApiKeys,
@@ -219,6 +223,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/auth/register", "Create an account and sign in", |_| Ok(Endpoint::SignIn(SignIn::Register))),
     spec!(GET "/api/v1/auth/verify-email", "Verify an email address with the mailed token (?token=; Posta's, kept for compatibility)", |_| Ok(Endpoint::SignIn(SignIn::VerifyEmailLink))),
     spec!(POST "/api/v1/auth/verify-email", "Verify an email address with the mailed token", |_| Ok(Endpoint::SignIn(SignIn::VerifyEmail))),
+    spec!(GET "/api/v1/auth/invitations/{token}", "The address and role of a pending invitation (for the sign-up page)", |p| Ok(Endpoint::SignIn(SignIn::Invitation(s0(p))))),
     spec!(POST "/api/v1/auth/forgot-password", "Mail a password reset link (same answer for every address)", |_| Ok(Endpoint::SignIn(SignIn::ForgotPassword))),
     spec!(POST "/api/v1/auth/reset-password", "Set a new password with a mailed reset token (ends every session)", |_| Ok(Endpoint::SignIn(SignIn::ResetPassword))),
     spec!(GET "/api/v1/auth/registration-status", "Whether self-registration is open", |_| Ok(Endpoint::Probe(Probe::RegistrationStatus))),
@@ -268,6 +273,9 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/admin/users/{id}/cancel-deletion", "Cancel a scheduled deletion and reactivate the user", |p| Ok(Endpoint::Admin(Admin::CancelDeletion(p0(p)?)))),
     spec!(DELETE "/api/v1/admin/users/{id}/2fa", "Turn a user's 2FA off", |p| Ok(Endpoint::Admin(Admin::Reset2fa(p0(p)?)))),
     spec!(POST "/api/v1/admin/users/{id}/revoke-sessions", "End all of a user's sessions", |p| Ok(Endpoint::Admin(Admin::RevokeSessions(p0(p)?)))),
+    spec!(GET "/api/v1/admin/invitations", "Pending invitations (paged)", |_| Ok(Endpoint::Admin(Admin::ListInvitations))),
+    spec!(POST "/api/v1/admin/invitations", "Invite someone by email (the link is mailed, or answered without mail)", |_| Ok(Endpoint::Admin(Admin::CreateInvitation))),
+    spec!(DELETE "/api/v1/admin/invitations/{id}", "Revoke an invitation", |p| Ok(Endpoint::Admin(Admin::DeleteInvitation(p0(p)?)))),
     spec!(GET "/api/v1/admin/api-keys", "All API keys (paged)", |_| Ok(Endpoint::Admin(Admin::ListApiKeys))),
     spec!(DELETE "/api/v1/admin/api-keys/{id}", "Delete any API key", |p| Ok(Endpoint::Admin(Admin::DeleteApiKey(p0(p)?)))),
     spec!(GET "/api/v1/admin/settings", "Platform settings", |_| Ok(Endpoint::Admin(Admin::GetSettings))),
@@ -415,6 +423,7 @@ impl Endpoint {
             Endpoint::SignIn(SignIn::Register) => "register",
             Endpoint::SignIn(SignIn::VerifyEmailLink) => "verify_email_link",
             Endpoint::SignIn(SignIn::VerifyEmail) => "verify_email",
+            Endpoint::SignIn(SignIn::Invitation(_)) => "invitation",
             Endpoint::SignIn(SignIn::ForgotPassword) => "forgot_password",
             Endpoint::SignIn(SignIn::ResetPassword) => "reset_password",
             Endpoint::Sso(s) => match s {
@@ -458,6 +467,9 @@ impl Endpoint {
                 Admin::ForceDeleteUser(_) => "admin_force_delete_user",
                 Admin::CancelDeletion(_) => "admin_cancel_deletion",
                 Admin::ResetLink(_) => "admin_reset_link",
+                Admin::CreateInvitation => "admin_create_invitation",
+                Admin::ListInvitations => "admin_list_invitations",
+                Admin::DeleteInvitation(_) => "admin_delete_invitation",
                 Admin::Reset2fa(_) => "admin_reset_2fa",
                 Admin::RevokeSessions(_) => "admin_revoke_sessions",
                 Admin::ListApiKeys => "admin_list_api_keys",

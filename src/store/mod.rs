@@ -15,6 +15,7 @@ pub mod audit;
 pub mod codec;
 mod db;
 pub mod email_token;
+pub mod invitation;
 pub mod mail_caps;
 pub mod meta;
 mod migrate;

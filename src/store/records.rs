@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{
-    ApiKey, EmailToken, Event, Mail, OauthLink, OauthProvider, OauthState, Origin, PrefValue,
-    ProviderKind, Role, Session, Settings, TokenKind, Totp, User, UserPrefs,
+    ApiKey, EmailToken, Event, Invitation, Mail, OauthLink, OauthProvider, OauthState, Origin,
+    PrefValue, ProviderKind, Role, Session, Settings, TokenKind, Totp, User, UserPrefs,
 };
 
 /// `users_v1` values.
@@ -462,6 +462,59 @@ impl Record for TokenRecord {
             email: t.email,
             created_at: t.created_at,
             expires_at: t.expires_at,
+        }
+    }
+}
+
+/// `invitations_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum InvitationRecord {
+    /// Since invitations were added.
+    V1(InvitationV1),
+}
+
+/// An invitation as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct InvitationV1 {
+    id: Uuid,
+    email: String,
+    role: RoleV1,
+    name: Option<String>,
+    invited_by: Option<Uuid>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl Record for InvitationRecord {
+    type Value = Invitation;
+    const NAME: &'static str = "invitation";
+    fn new(i: &Invitation) -> Self {
+        Self::V1(InvitationV1 {
+            id: i.id,
+            email: i.email.clone(),
+            role: match i.role {
+                Role::User => RoleV1::User,
+                Role::Admin => RoleV1::Admin,
+            },
+            name: i.name.clone(),
+            invited_by: i.invited_by,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
+        })
+    }
+    fn into_value(self) -> Invitation {
+        let Self::V1(i) = self;
+        Invitation {
+            id: i.id,
+            email: i.email,
+            role: match i.role {
+                RoleV1::User => Role::User,
+                RoleV1::Admin => Role::Admin,
+            },
+            name: i.name,
+            invited_by: i.invited_by,
+            created_at: i.created_at,
+            expires_at: i.expires_at,
         }
     }
 }

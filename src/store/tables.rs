@@ -65,6 +65,9 @@ pub const OUTBOX: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("outbox
 pub const EMAIL_TOKENS: TableDefinition<'_, [u8; 32], &[u8]> =
     TableDefinition::new("email_tokens_v1");
 
+/// `SHA-256(token) → InvitationRecord`: pending invitations (single use, 7 days).
+pub const INVITATIONS: TableDefinition<'_, [u8; 32], &[u8]> =
+    TableDefinition::new("invitations_v1");
 /// `recipient address (lower case) → (hour start, messages)`: the per-recipient mail cap.
 pub const MAIL_CAPS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("mail_caps_v1");
 
@@ -76,7 +79,7 @@ macro_rules! with_every_table {
         $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
             API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
             OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS,
-            PENDING_SIGN_INS, USER_PREFS, OUTBOX, EMAIL_TOKENS, MAIL_CAPS)
+            PENDING_SIGN_INS, USER_PREFS, OUTBOX, EMAIL_TOKENS, MAIL_CAPS, INVITATIONS)
     };
 }
 pub(crate) use with_every_table;

@@ -597,3 +597,153 @@ async fn new_device_sign_in_alert() {
     login(other).await;
     smtp.wait_for("nia@example.com", 3).await;
 }
+
+/// Invitations: mailed (7 days, single use), shown to the sign-up page, used to register
+/// with the invited address and role even while registration is closed, verified; listed and
+/// revocable; without mail the answer carries the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_let_one_person_in() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| {
+        with_smtp(c, url, port);
+        c.registration_enabled = Some(false);
+    })
+    .await;
+    let admin = s.admin().await;
+    let (st, v) = s
+        .post(
+            "/api/v1/admin/invitations",
+            Some(&admin),
+            json!({"email": "Ina@Example.com", "role": "admin", "name": "Ina"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["email"], "ina@example.com");
+    assert!(v["data"].get("link").is_none(), "mailed, not answered");
+    let mail = smtp.wait_for("ina@example.com", 1).await[0].clone();
+    let token = token_in(&mail, "/auth/invitation");
+    let (_, v) = s.get("/api/v1/admin/invitations", Some(&admin)).await;
+    assert_eq!(v["pageable"]["total_elements"], 1);
+
+    let (st, v) = s
+        .get(&format!("/api/v1/auth/invitations/{token}"), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["data"]["email"], "ina@example.com");
+    assert_eq!(v["data"]["role"], "admin");
+    // Registration is closed, but not to the invited.
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "X", "email": "x@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 403);
+    let (st, _) = s
+        .post("/api/v1/auth/register", None, json!({"name": "Ina", "email": "other@example.com", "password": PASSWORD, "invite_token": token}))
+        .await;
+    assert_eq!(st, 400, "not another address");
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "Ina", "password": PASSWORD, "invite_token": token}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["user"]["email"], "ina@example.com");
+    assert_eq!(v["data"]["user"]["role"], "admin");
+    assert_eq!(v["data"]["user"]["email_verified"], true);
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "Again", "password": PASSWORD, "invite_token": token}),
+        )
+        .await;
+    assert_eq!(st, 400, "single use");
+    let (_, v) = s.get("/api/v1/admin/invitations", Some(&admin)).await;
+    assert_eq!(v["pageable"]["total_elements"], 0);
+    // Inviting an existing account is a conflict; a revoked invitation no longer works.
+    let (st, _) = s
+        .post(
+            "/api/v1/admin/invitations",
+            Some(&admin),
+            json!({"email": "ina@example.com"}),
+        )
+        .await;
+    assert_eq!(st, 409);
+    let (_, v) = s
+        .post(
+            "/api/v1/admin/invitations",
+            Some(&admin),
+            json!({"email": "rob@example.com"}),
+        )
+        .await;
+    let id = v["data"]["id"].as_str().unwrap().to_owned();
+    let rob = token_in(
+        &smtp.wait_for("rob@example.com", 1).await[0],
+        "/auth/invitation",
+    );
+    let (st, _) = s
+        .delete(&format!("/api/v1/admin/invitations/{id}"), Some(&admin))
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .get(&format!("/api/v1/auth/invitations/{rob}"), None)
+        .await;
+    assert_eq!(st, 400);
+    // Expired after seven days.
+    let (_, _) = s
+        .post(
+            "/api/v1/admin/invitations",
+            Some(&admin),
+            json!({"email": "eve@example.com"}),
+        )
+        .await;
+    let eve = token_in(
+        &smtp.wait_for("eve@example.com", 1).await[0],
+        "/auth/invitation",
+    );
+    s.clock.advance(7 * 86_400 + 1);
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "Eve", "password": PASSWORD, "invite_token": eve}),
+        )
+        .await;
+    assert_eq!(st, 400, "expired");
+}
+
+/// Without mail, the invitation's answer carries the link for the admin to hand over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_link_without_mail() {
+    let s = TestServer::start_with_url(|c, url| c.web_url = Some(url.to_owned())).await;
+    let admin = s.admin().await;
+    let (st, v) = s
+        .post(
+            "/api/v1/admin/invitations",
+            Some(&admin),
+            json!({"email": "noa@example.com"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let link = v["data"]["link"].as_str().unwrap();
+    assert!(
+        link.starts_with(&format!("{}/auth/invitation?token=", s.url)),
+        "{link}"
+    );
+    let token = link.split("token=").nth(1).unwrap();
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/register",
+            None,
+            json!({"name": "Noa", "password": PASSWORD, "invite_token": token}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["data"]["user"]["role"], "user");
+}
