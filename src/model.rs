@@ -414,6 +414,8 @@ pub enum TokenKind {
     VerifyEmail,
     /// Set a new password.
     PasswordReset,
+    /// Move the account to a new address (`EmailToken::email` is the new one).
+    EmailChange,
 }
 
 /// A single-use token sent by mail (stored under the SHA-256 of the token).

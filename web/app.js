@@ -215,6 +215,18 @@ async function pageInvitation() {
   show($app(), h('section', { class: 'card' }, h('h1', {}, 'You are invited'), out, form));
 }
 
+async function pageConfirmEmail() {
+  const token = linkToken();
+  const out = h('div', { id: 'confirm-msg', 'aria-live': 'polite' });
+  const btn = h('button', { id: 'confirm-email', onclick: async () => {
+    btn.disabled = true; out.replaceChildren();
+    const r = await api('POST', '/api/v1/auth/confirm-email', { token });
+    out.append(r.ok ? msg('Your account now uses the new address.', 'ok') : msg(errorText(r)));
+  } }, 'Use the new address');
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Confirm your new email address'),
+    h('p', {}, 'Press the button to move your account to this address.'), btn, out, h('p', {}, h('a', { href: '/account' }, 'Your account'))));
+}
+
 async function pageForgotPassword() {
   const out = h('div', { id: 'forgot-msg', 'aria-live': 'polite' });
   const form = h('form', { id: 'forgot-form', onsubmit: async e => {
@@ -644,7 +656,7 @@ async function pageOauthCallback() {
 }
 
 const PAGES = { '/login': pageLogin, '/register': pageRegister, '/account': pageAccount, '/admin': pageAdmin, '/auth/oauth/callback': pageOauthCallback,
-  '/auth/verify-email': pageVerifyEmail, '/auth/invitation': pageInvitation, '/auth/forgot-password': pageForgotPassword, '/auth/reset-password': pageResetPassword };
+  '/auth/verify-email': pageVerifyEmail, '/auth/invitation': pageInvitation, '/auth/confirm-email': pageConfirmEmail, '/auth/forgot-password': pageForgotPassword, '/auth/reset-password': pageResetPassword };
 
 document.addEventListener('DOMContentLoaded', () => {
   const page = PAGES[location.pathname] || pageLogin;

@@ -437,3 +437,115 @@ pub async fn prune(state: &AppState) -> Result<usize> {
         )
         .await
 }
+
+/// `PUT /users/me/email {email, current_password}`: a confirmation link to the new address;
+/// the change happens when it is followed. A taken address is answered like a free one (its
+/// link then fails cleanly), so the answer tells nobody who has an account.
+pub async fn request_email_change(
+    state: &AppState,
+    caller: &Caller,
+    new_email: &str,
+    given: Option<super::reauth::Given<'_>>,
+    client: &ClientInfo,
+) -> Result<()> {
+    if !state.cfg.mail_enabled() {
+        return Err(Error::BadRequest(
+            "changing the address needs outgoing mail (no SMTP relay is configured); an admin can help".into(),
+        ));
+    }
+    let new_email = user::canonical(state, new_email)?;
+    if new_email == caller.user.email {
+        return Err(Error::invalid("email", "is already your address"));
+    }
+    super::reauth::require_recent(state, caller, given, client, "change your email address")
+        .await?;
+    let (st, uid, cl, now) = (state.clone(), caller.user.id, client.clone(), state.now());
+    state
+        .store
+        .write(move |tx| {
+            let u = store::user::get(tx, uid)?.ok_or(Error::Unauthorized)?;
+            if !mail::may_send(&st, tx, &new_email)? {
+                return Ok(());
+            }
+            let token =
+                mail::issue_token(&st, tx, TokenKind::EmailChange, uid, &new_email, mail::VERIFY_TTL)?;
+            mail::queue(
+                &st,
+                tx,
+                &Compose {
+                    kind: "email_change",
+                    to: &new_email,
+                    subject: "confirm your new email address",
+                    paragraphs: &[
+                        format!("Hello {},", u.name),
+                        "Confirm that your account should use this address from now on. The link works once, for 24 hours.".into(),
+                        "If you did not ask for this, ignore this message.".into(),
+                    ],
+                    action: Some((
+                        "Confirm the new address",
+                        format!("/auth/confirm-email?token={}", mail::query_value(&token)),
+                    )),
+                },
+            )?;
+            let mut ev = audit::event("email.change_requested", Some(uid), Some(uid), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.record(&st, tx, now)
+        })
+        .await
+}
+
+/// `POST /auth/confirm-email {token}`: the account moves to the new address (verified: the
+/// link proved it); the old address gets a notice. An address taken meanwhile fails cleanly.
+pub async fn confirm_email_change(
+    state: &AppState,
+    token: &str,
+    client: &ClientInfo,
+) -> Result<()> {
+    throttle(state, client)?;
+    let (st, token, cl, now) = (state.clone(), token.to_owned(), client.clone(), state.now());
+    state
+        .store
+        .write(move |tx| {
+            let t = take(tx, &token, TokenKind::EmailChange, now)?;
+            let mut u = store::user::get(tx, t.user_id)?
+                .filter(|u| u.active)
+                .ok_or_else(|| Error::BadRequest("this link is invalid or has expired".into()))?;
+            let old = u.email.clone();
+            store::user::change_email(tx, &mut u, &t.email).map_err(|e| match e {
+                Error::Conflict(_) => Error::Conflict(
+                    "this address is already used by another account; the change was not made"
+                        .into(),
+                ),
+                other => other,
+            })?;
+            u.email_verified_at = Some(now);
+            u.updated_at = now;
+            store::user::update(tx, &u)?;
+            // Links sent to the old address no longer apply.
+            store::email_token::remove_of(tx, u.id, None)?;
+            let mut ev = audit::event("email.changed", Some(u.id), Some(u.id), Some(&cl));
+            ev.email = Some(&u.email);
+            ev.detail = format!("from {old}");
+            ev.record(&st, tx, now)?;
+            mail::queue(
+                &st,
+                tx,
+                &Compose {
+                    kind: "email_changed",
+                    to: &old,
+                    subject: "your email address was changed",
+                    paragraphs: &[
+                        format!("Hello {},", u.name),
+                        format!(
+                            "Your account now uses the address {} instead of this one.",
+                            u.email
+                        ),
+                        "If this was not you, contact your administrator at once.".into(),
+                    ],
+                    action: None,
+                },
+            )?;
+            Ok(())
+        })
+        .await
+}

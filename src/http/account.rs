@@ -254,6 +254,24 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
             let e = audit::get_own(state, c.user.id, id)?;
             Ok(response::ok(StatusCode::OK, &EventView::from(&e)))
         }
+        Account::ChangeEmail => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Body {
+                email: String,
+                #[serde(default)]
+                current_password: Option<String>,
+                #[serde(default)]
+                code: Option<String>,
+            }
+            let b: Body = req.json().await?;
+            let given =
+                reauth::Given::from_fields(b.current_password.as_deref(), b.code.as_deref());
+            email_flow::request_email_change(state, c, &b.email, given, &client).await?;
+            Ok(message(
+                "a confirmation link is on its way to the new address; the change happens when it is followed",
+            ))
+        }
         Account::ResendVerification => {
             email_flow::resend(state, c).await?;
             Ok(message("a new verification link is on its way"))

@@ -188,6 +188,14 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
                 &json!({"email": i.email, "role": i.role.as_str(), "name": i.name}),
             ))
         }
+        SignIn::ConfirmEmail => {
+            let b: TokenBody = req.json().await?;
+            email_flow::confirm_email_change(state, &b.token, &req.client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"message": "your account now uses the new address"}),
+            ))
+        }
         SignIn::VerifyEmail => {
             let b: TokenBody = req.json().await?;
             email_flow::verify(state, &b.token, &req.client).await?;

@@ -26,6 +26,7 @@ pub const PAGES: &[&str] = &[
     "/auth/oauth/callback",
     "/auth/verify-email",
     "/auth/invitation",
+    "/auth/confirm-email",
     "/auth/forgot-password",
     "/auth/reset-password",
 ];

@@ -429,11 +429,12 @@ pub struct TokenV1 {
     expires_at: i64,
 }
 
-/// Token kind as stored: variant 0 verify email, 1 password reset.
+/// Token kind as stored: variant 0 verify email, 1 password reset, 2 email change.
 #[derive(Serialize, Deserialize, Clone, Copy)]
 enum TokenKindV1 {
     VerifyEmail,
     PasswordReset,
+    EmailChange,
 }
 
 impl Record for TokenRecord {
@@ -444,6 +445,7 @@ impl Record for TokenRecord {
             kind: match t.kind {
                 TokenKind::VerifyEmail => TokenKindV1::VerifyEmail,
                 TokenKind::PasswordReset => TokenKindV1::PasswordReset,
+                TokenKind::EmailChange => TokenKindV1::EmailChange,
             },
             user_id: t.user_id,
             email: t.email.clone(),
@@ -457,6 +459,7 @@ impl Record for TokenRecord {
             kind: match t.kind {
                 TokenKindV1::VerifyEmail => TokenKind::VerifyEmail,
                 TokenKindV1::PasswordReset => TokenKind::PasswordReset,
+                TokenKindV1::EmailChange => TokenKind::EmailChange,
             },
             user_id: t.user_id,
             email: t.email,

@@ -57,6 +57,22 @@ pub fn update(tx: &WriteTransaction, u: &User) -> Result<()> {
     Ok(())
 }
 
+/// Give `u` the address `new` (canonical): the index moves with it; `Conflict` when another
+/// account has it.
+pub fn change_email(tx: &WriteTransaction, u: &mut User, new: &str) -> Result<()> {
+    let mut idx = tx.open_table(USERS_BY_EMAIL)?;
+    if idx.get(new)?.is_some() {
+        return Err(Error::Conflict(
+            "this address is used by another account".into(),
+        ));
+    }
+    idx.remove(u.email.as_str())?;
+    idx.insert(new, u.id.as_u128())?;
+    drop(idx);
+    u.email = new.to_owned();
+    update(tx, u)
+}
+
 /// Remove a user and its email index entry (sessions and keys are removed by their modules).
 pub fn remove(tx: &WriteTransaction, u: &User) -> Result<()> {
     tx.open_table(USERS)?.remove(u.id.as_u128())?;

@@ -747,3 +747,93 @@ async fn invitation_link_without_mail() {
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["data"]["user"]["role"], "user");
 }
+
+/// Email change: a confirmation link to the new address (a recent proof needed); the change
+/// happens when it is followed; the old address gets a notice. A taken address is answered
+/// like a free one, and its link then fails cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_change_is_confirmed_from_the_new_address() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let (t, _) = s.register("Ema", "ema@example.com").await;
+    let (_, _) = s.register("Tak", "taken@example.com").await;
+    s.clock.advance(11 * 60); // past the sign-in's proof: the password is asked for
+    let (st, v) = s
+        .put(
+            "/api/v1/users/me/email",
+            Some(&t),
+            json!({"email": "new@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].clone()),
+        (403, json!("REAUTH_REQUIRED"))
+    );
+    let (st, taken) = s
+        .put(
+            "/api/v1/users/me/email",
+            Some(&t),
+            json!({"email": "taken@example.com", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 200, "{taken}");
+    let taken_link = smtp
+        .wait_for("taken@example.com", 2)
+        .await
+        .into_iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("new email"))
+        .unwrap();
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/confirm-email",
+            None,
+            json!({"token": token_in(&taken_link, "/auth/confirm-email")}),
+        )
+        .await;
+    assert_eq!(st, 409, "fails cleanly: {v}");
+    let (st2, free) = s
+        .put(
+            "/api/v1/users/me/email",
+            Some(&t),
+            json!({"email": "New@Example.com", "current_password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        (200, &taken),
+        (st2.as_u16(), &free),
+        "a taken address is answered like a free one"
+    );
+    // Nothing changed yet.
+    let (_, me) = s.get("/api/v1/users/me", Some(&t)).await;
+    assert_eq!(me["data"]["email"], "ema@example.com");
+    let link = smtp.wait_for("new@example.com", 1).await[0].clone();
+    let token = token_in(&link, "/auth/confirm-email");
+    let (st, v) = s
+        .post("/api/v1/auth/confirm-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (_, me) = s.get("/api/v1/users/me", Some(&t)).await;
+    assert_eq!(me["data"]["email"], "new@example.com");
+    assert_eq!(me["data"]["email_verified"], true);
+    s.login("new@example.com", PASSWORD).await;
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": "ema@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, 401, "the old address no longer signs in");
+    let notice = smtp
+        .wait_for("ema@example.com", 2)
+        .await
+        .into_iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("was changed"))
+        .unwrap();
+    assert!(notice["text"].as_str().unwrap().contains("new@example.com"));
+    let (st, _) = s
+        .post("/api/v1/auth/confirm-email", None, json!({"token": token}))
+        .await;
+    assert_eq!(st, 400, "single use");
+}
