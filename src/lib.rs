@@ -132,6 +132,11 @@ pub async fn run_with_clock(
     };
     let relay = mail::Relay::from_config(&cfg).map_err(RunError::Startup)?;
     let state = open_state(cfg, clock).await?;
+    if relay.is_some() {
+        domain::email_flow::mark_mail_start(&state)
+            .await
+            .map_err(|e| RunError::Startup(e.to_string()))?;
+    }
     let background = spawn_background(state.clone(), tls.clone());
     // Outgoing mail: the sender drains the outbox; `forgot-password` work runs beside it.
     let mailer = relay.map(|r| {
@@ -224,6 +229,11 @@ async fn housekeeping(state: &AppState) {
         Ok(0) => {}
         Ok(n) => tracing::info!(deleted = n, "accounts deleted as scheduled"),
         Err(e) => tracing::warn!(error = %e, "scheduled account deletion failed"),
+    }
+    match domain::email_flow::delete_unverified(state).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "accounts never verified removed"),
+        Err(e) => tracing::warn!(error = %e, "removing unverified accounts failed"),
     }
     match domain::email_flow::prune(state).await {
         Ok(0) => {}

@@ -237,6 +237,11 @@ pub struct Settings {
     /// An unverified account reaches only its profile until its email is verified. It can be
     /// turned on only where mail can be sent (a verification link must reach the user).
     pub require_email_verification: bool,
+    /// Password reset by mail offered (it also needs a relay).
+    pub password_reset_enabled: bool,
+    /// Self-registered accounts still unverified after this many days are deleted (0 keeps
+    /// them; only while a relay can send the link).
+    pub unverified_account_days: u32,
 }
 
 impl Default for Settings {
@@ -251,6 +256,8 @@ impl Default for Settings {
             account_deletion_grace_days: 7,
             audit_log_retention_days: 90,
             require_email_verification: false,
+            password_reset_enabled: true,
+            unverified_account_days: 7,
         }
     }
 }

@@ -174,6 +174,12 @@ impl AppState {
         self.two_factor_required.load(Ordering::Acquire)
     }
 
+    /// Whether password reset by mail is offered: a relay, and the setting.
+    #[must_use]
+    pub fn password_reset_enabled(&self) -> bool {
+        self.cfg.mail_enabled() && self.settings().password_reset_enabled
+    }
+
     /// Whether the platform requires verified email addresses.
     #[must_use]
     pub fn email_verification_required(&self) -> bool {

@@ -271,6 +271,16 @@ pub fn settings_view(s: &Settings) -> Vec<SettingView> {
             value: s.require_email_verification.to_string(),
             kind: "bool",
         },
+        SettingView {
+            key: "password_reset_enabled",
+            value: s.password_reset_enabled.to_string(),
+            kind: "bool",
+        },
+        SettingView {
+            key: "unverified_account_days",
+            value: s.unverified_account_days.to_string(),
+            kind: "int",
+        },
     ]
 }
 
@@ -337,6 +347,8 @@ fn apply_settings(
                 }
                 s.require_email_verification = on;
             }
+            "password_reset_enabled" => s.password_reset_enabled = as_bool(key, v)?,
+            "unverified_account_days" => s.unverified_account_days = as_int(key, v, 0, 3_650)?,
             "allowed_signup_domains" => {
                 let Value::String(text) = v else {
                     return Err(Error::BadRequest(format!(

@@ -14,6 +14,9 @@ use crate::store::{self, WriteTransaction};
 use super::mail::{self, Compose};
 use super::{Caller, ClientInfo, audit, proof, user};
 
+/// Reset requests handled per source address per hour (beyond: ignored, answered alike).
+const PER_SENDER_PER_HOUR: u32 = 20;
+
 /// A reset link is not sent to one account more often than this.
 const RESET_SPACING: i64 = 300;
 
@@ -172,6 +175,10 @@ pub async fn process_reset(state: &AppState, email: &str, ip: std::net::IpAddr) 
     state
         .store
         .write(move |tx| {
+            // One source address cannot spray reset mail over many addresses either.
+            if !store::mail_caps::take_in(tx, &format!("sender:{ip}"), now, PER_SENDER_PER_HOUR, 3_600)? {
+                return Ok(());
+            }
             let Some(u) = store::user::by_email(tx, &canonical)?.filter(|u| u.active) else {
                 return Ok(());
             };
@@ -547,5 +554,67 @@ pub async fn confirm_email_change(
             )?;
             Ok(())
         })
+        .await
+}
+
+/// Delete self-registered accounts left unverified for `unverified_account_days` (0 keeps
+/// them; only while a relay can send the link, which is the only way to verify). Each in its
+/// own transaction, re-checked there. Returns how many.
+pub async fn delete_unverified(state: &AppState) -> Result<usize> {
+    let days = state.settings().unverified_account_days;
+    if days == 0 || !state.cfg.mail_enabled() {
+        return Ok(0);
+    }
+    let cutoff = state.now() - i64::from(days) * 86_400;
+    // Only accounts created since mail was first configured were sent a link; older ones
+    // (from before an upgrade, or from an install without a relay) are never removed.
+    let Some(since) = state.store.read(store::meta::mail_since)? else {
+        return Ok(0);
+    };
+    let stale = move |u: &User| {
+        u.origin == crate::model::Origin::SelfRegistered
+            && u.email_verified_at.is_none()
+            && u.created_at >= since
+            && u.created_at < cutoff
+    };
+    let ids = state.store.read(|tx| {
+        let mut ids = Vec::new();
+        store::user::for_each(tx, |u| {
+            if stale(&u) {
+                ids.push(u.id);
+            }
+            true
+        })?;
+        Ok(ids)
+    })?;
+    let mut n = 0;
+    for id in ids {
+        let (st, now) = (state.clone(), state.now());
+        let done = state
+            .store
+            .write(move |tx| {
+                let Some(u) = store::user::get(tx, id)?.filter(stale) else {
+                    return Ok(false);
+                };
+                super::deletion::purge(tx, &u)?;
+                let mut ev = audit::event("user.deleted", None, Some(id), None);
+                ev.email = Some(&u.email);
+                ev.detail = format!("email never verified in {days} days");
+                ev.record(&st, tx, now)?;
+                Ok(true)
+            })
+            .await?;
+        n += usize::from(done);
+    }
+    Ok(n)
+}
+
+/// Remember when this store first ran with a relay configured: the unverified-account removal
+/// only concerns accounts that were sent a verification link.
+pub async fn mark_mail_start(state: &AppState) -> Result<()> {
+    let now = state.now();
+    state
+        .store
+        .write(move |tx| store::meta::set_mail_since_once(tx, now))
         .await
 }

@@ -93,7 +93,7 @@ pub fn probe(state: &AppState, route: Probe) -> Result<Resp> {
             &json!({
                 "registration_enabled": state.registration_enabled(),
                 // Posta's field: reset by email needs a relay to send the link.
-                "password_reset_enabled": state.cfg.mail_enabled(),
+                "password_reset_enabled": state.password_reset_enabled(),
                 "email_verification_required": state.email_verification_required(),
             }),
         )),

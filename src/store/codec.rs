@@ -261,6 +261,8 @@ mod tests {
             account_deletion_grace_days: 7,
             audit_log_retention_days: 90,
             require_email_verification: false,
+            password_reset_enabled: true,
+            unverified_account_days: 7,
         }
     }
 
@@ -290,9 +292,11 @@ mod tests {
             account_deletion_grace_days: 3,
             audit_log_retention_days: 30,
             require_email_verification: true,
+            password_reset_enabled: false,
+            unverified_account_days: 30,
             ..settings(5)
         },
-        "0200010b6578616d706c652e636f6d01070b05031e01"
+        "0200010b6578616d706c652e636f6d01070b05031e01001e"
     );
     fn provider(v2_flags: bool) -> OauthProvider {
         OauthProvider {

@@ -78,3 +78,22 @@ pub fn set_code_key_sealed(tx: &WriteTransaction, sealed: &[u8]) -> Result<()> {
     tx.open_table(META)?.insert("code_key_sealed", sealed)?;
     Ok(())
 }
+
+/// When this store first ran with outgoing mail configured (unix seconds), if it has.
+pub fn mail_since(tx: &impl Tx) -> Result<Option<i64>> {
+    let Some(t) = tx.table(META)? else {
+        return Ok(None);
+    };
+    Ok(t.get("mail_since")?
+        .and_then(|v| <[u8; 8]>::try_from(v.value()).ok())
+        .map(i64::from_le_bytes))
+}
+
+/// Record the first start with mail; an existing record is kept.
+pub fn set_mail_since_once(tx: &WriteTransaction, at: i64) -> Result<()> {
+    let mut t = tx.open_table(META)?;
+    if t.get("mail_since")?.is_none() {
+        t.insert("mail_since", at.to_le_bytes().as_slice())?;
+    }
+    Ok(())
+}

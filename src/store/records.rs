@@ -173,6 +173,8 @@ pub struct SettingsV3 {
     account_deletion_grace_days: u32,
     audit_log_retention_days: u32,
     require_email_verification: bool,
+    password_reset_enabled: bool,
+    unverified_account_days: u32,
 }
 
 /// Settings with the re-authentication window.
@@ -766,6 +768,8 @@ impl Record for SettingsRecord {
             account_deletion_grace_days: s.account_deletion_grace_days,
             audit_log_retention_days: s.audit_log_retention_days,
             require_email_verification: s.require_email_verification,
+            password_reset_enabled: s.password_reset_enabled,
+            unverified_account_days: s.unverified_account_days,
         })
     }
     fn into_value(self) -> Settings {
@@ -781,14 +785,19 @@ impl Record for SettingsRecord {
                     s.account_deletion_grace_days,
                     s.audit_log_retention_days,
                     s.require_email_verification,
+                    s.password_reset_enabled,
+                    s.unverified_account_days,
                 )),
             ),
         };
-        let (grace, retention, require_email_verification) = v3.unwrap_or((
-            d.account_deletion_grace_days,
-            d.audit_log_retention_days,
-            d.require_email_verification,
-        ));
+        let (grace, retention, require_email_verification, reset, unverified_days) =
+            v3.unwrap_or((
+                d.account_deletion_grace_days,
+                d.audit_log_retention_days,
+                d.require_email_verification,
+                d.password_reset_enabled,
+                d.unverified_account_days,
+            ));
         Settings {
             registration_enabled: s.registration_enabled,
             allowed_signup_domains: s.allowed_signup_domains,
@@ -799,6 +808,8 @@ impl Record for SettingsRecord {
             account_deletion_grace_days: grace,
             audit_log_retention_days: retention,
             require_email_verification,
+            password_reset_enabled: reset,
+            unverified_account_days: unverified_days,
         }
     }
 }

@@ -172,7 +172,7 @@ async fn settings_types_and_live_effect() {
     let (st, v) = s.get("/api/v1/admin/settings", Some(&admin)).await;
     assert_eq!(st, 200);
     let list = v["data"].as_array().unwrap();
-    assert_eq!(list.len(), 9);
+    assert_eq!(list.len(), 11);
     assert!(list.contains(&json!({"key": "login_rate_limit_count", "value": "10", "type": "int"})));
     assert!(
         list.contains(&json!({"key": "account_deletion_grace_days", "value": "7", "type": "int"}))

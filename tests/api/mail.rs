@@ -837,3 +837,61 @@ async fn email_change_is_confirmed_from_the_new_address() {
         .await;
     assert_eq!(st, 400, "single use");
 }
+
+/// Self-registered accounts never verified within `unverified_account_days` are deleted by
+/// the background job; verified ones and accounts an admin created stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_never_verified_are_removed() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    // An account from before a relay was configured was never sent a link: it stays.
+    let s = TestServer::start().await;
+    s.register("Old", "old@example.com").await;
+    let (dir, clock) = s.stop().await;
+    clock.advance(3_600);
+    let mut cfg = test_config(dir.path());
+    with_smtp(&mut cfg, "http://127.0.0.1:9", port);
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let admin = s.admin().await;
+    s.register("Una", "una@example.com").await;
+    s.register("Val", "val@example.com").await;
+    let token = token_in(
+        &smtp.wait_for("val@example.com", 1).await[0],
+        "/auth/verify-email",
+    );
+    s.post("/api/v1/auth/verify-email", None, json!({"token": token}))
+        .await;
+    s.post(
+        "/api/v1/admin/users",
+        Some(&admin),
+        json!({"name": "Ada", "email": "ada@example.com", "password": PASSWORD, "email_verified": false}),
+    )
+    .await;
+    let (dir, clock) = s.stop().await;
+    clock.advance(8 * 86_400);
+    let mut cfg = test_config(dir.path());
+    with_smtp(&mut cfg, "http://127.0.0.1:9", port);
+    let s = TestServer::start_in(dir, cfg, clock).await;
+    let admin = s.admin().await;
+    let mut left = Vec::new();
+    for _ in 0..200 {
+        let (_, v) = s.get("/api/v1/admin/users?size=100", Some(&admin)).await;
+        left = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_owned())
+            .collect();
+        if !left.contains(&"una@example.com".to_owned()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!left.contains(&"una@example.com".to_owned()), "{left:?}");
+    assert!(
+        left.contains(&"val@example.com".to_owned())
+            && left.contains(&"ada@example.com".to_owned())
+            && left.contains(&"old@example.com".to_owned()),
+        "{left:?}"
+    );
+}
