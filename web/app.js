@@ -258,10 +258,11 @@ async function pageAccount() {
   const banner = location.hash === '#2fa' && !me.two_factor_enabled
     ? msg('Your organisation requires two-factor authentication: set it up below to continue.') : null;
   let verify = null;
+  const st = await api('GET', '/api/v1/auth/registration-status');
+  // Only with a relay configured can a link be sent.
+  const mailOn = st.ok && st.json.data.email_enabled;
   if (!me.email_verified) {
-    const st = await api('GET', '/api/v1/auth/registration-status');
-    // Mail is configured when reset by mail is: only then can a link be sent.
-    if (st.ok && st.json.data.password_reset_enabled) {
+    if (mailOn) {
       const vout = h('span', { 'aria-live': 'polite' });
       verify = h('div', { id: 'verify-banner', class: 'msg' },
         me.email_verification_required ? 'Confirm your email address to use your account: ' : 'Your email address is not confirmed yet. ',
@@ -274,19 +275,32 @@ async function pageAccount() {
   show($app(), h('div', {},
     h('h1', {}, `Hello, ${me.name}`),
     banner, verify,
-    profileSection(), passwordSection(), twoFactorSection(), sessionsSection(), keysSection(), ssoSection()));
+    profileSection(mailOn), passwordSection(), twoFactorSection(), sessionsSection(), keysSection(), ssoSection()));
   if (location.hash === '#2fa') document.getElementById('twofa').scrollIntoView();
 }
 
-function profileSection() {
+function profileSection(mailOn) {
   const out = h('div', { 'aria-live': 'polite' });
   const form = h('form', { id: 'profile-form', onsubmit: async e => {
     e.preventDefault(); out.replaceChildren();
     const r = await api('PUT', '/api/v1/users/me', { name: e.target.elements.name.value });
     out.append(r.ok ? msg('Saved.', 'ok') : msg(errorText(r)));
   } }, ...field('Name', { name: 'name', type: 'text', value: me.name, required: true }), h('button', { type: 'submit' }, 'Save'));
+  // The change happens only when the link mailed to the new address is followed.
+  const eout = h('div', { id: 'email-change-msg', 'aria-live': 'polite' });
+  const proof = me.auth_methods.includes('password')
+    ? field('Current password', { name: 'current_password', type: 'password', autocomplete: 'current-password', required: true })
+    : field('Code from your authenticator app', { name: 'code', type: 'text', autocomplete: 'one-time-code' });
+  const emailForm = mailOn ? h('form', { id: 'email-change-form', onsubmit: async e => {
+    e.preventDefault(); eout.replaceChildren();
+    const r = await api('PUT', '/api/v1/users/me/email', formData(e.target));
+    if (r.ok) { eout.append(msg('Check the new address: the change happens when you follow the link mailed there.', 'ok')); e.target.reset(); }
+    else eout.append(msg(errorText(r)));
+  } }, h('h3', {}, 'Change your email address'), eout,
+  ...field('New email', { name: 'email', type: 'email', autocomplete: 'email', required: true }), ...proof,
+  h('button', { type: 'submit' }, 'Send a confirmation link')) : null;
   return h('section', { id: 'profile' }, h('h2', {}, 'Profile'),
-    h('p', {}, 'Email: ', h('strong', {}, me.email), ' · Role: ', me.role), out, form);
+    h('p', {}, 'Email: ', h('strong', {}, me.email), ' · Role: ', me.role), out, form, emailForm);
 }
 
 function passwordSection() {
@@ -402,7 +416,7 @@ function keysSection() {
     load();
   } },
   ...field('Name', { name: 'name', type: 'text', required: true }),
-  ...field('Expires in days (empty: never)', { name: 'expires_in_days', type: 'number', min: 0, max: 3650 }),
+  ...field('Expires in days (empty: your default from settings; 0: never)', { name: 'expires_in_days', type: 'number', min: 0, max: 3650 }),
   h('fieldset', {}, h('legend', {}, 'Scopes'),
     ...['send', 'read', '*'].map(s => h('label', {}, h('input', { type: 'checkbox', name: `scope-${s}`, checked: s === 'send' }), s === '*' ? 'all (*)' : s))),
   ...field('Allowed IPs or CIDRs (optional, comma separated)', { name: 'allowed_ips', type: 'text', placeholder: '203.0.113.0/24, 2001:db8::/32' }),

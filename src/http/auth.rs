@@ -95,6 +95,8 @@ pub fn probe(state: &AppState, route: Probe) -> Result<Resp> {
                 // Posta's field: reset by email needs a relay to send the link.
                 "password_reset_enabled": state.password_reset_enabled(),
                 "email_verification_required": state.email_verification_required(),
+                // Whether a relay is configured: the flows that need mail are off without.
+                "email_enabled": state.cfg.mail_enabled(),
             }),
         )),
         Probe::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(

@@ -380,6 +380,51 @@ mod tests {
         },
         "001000000000000000000000000000000004057375622d3110000000000000000000000000000000020f616461406578616d706c652e636f6dfc00e2a7ca01fcc8e2a7ca"
     );
+    golden!(
+        golden_mail_v1,
+        encode_mail,
+        decode_mail,
+        Mail {
+            id: 7,
+            kind: "verify_email".into(),
+            to: "ada@example.com".into(),
+            subject: "Posta: hi".into(),
+            text: "t".into(),
+            html: "<p>h</p>".into(),
+            created_at: 1_700_000_000,
+            attempts: 2,
+            next_attempt_at: 1_700_000_060,
+        },
+        "00070c7665726966795f656d61696c0f616461406578616d706c652e636f6d09506f7374613a2068690174083c703e683c2f703efc00e2a7ca02fc78e2a7ca"
+    );
+    golden!(
+        golden_token_v1,
+        encode_token,
+        decode_token,
+        EmailToken {
+            kind: crate::model::TokenKind::EmailChange,
+            user_id: id(2),
+            email: "new@example.com".into(),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_086_400,
+        },
+        "000210000000000000000000000000000000020f6e6577406578616d706c652e636f6dfc00e2a7cafc0085aaca"
+    );
+    golden!(
+        golden_invitation_v1,
+        encode_invitation,
+        decode_invitation,
+        Invitation {
+            id: id(9),
+            email: "noa@example.com".into(),
+            role: crate::model::Role::Admin,
+            name: Some("Noa".into()),
+            invited_by: Some(id(1)),
+            created_at: 1_700_000_000,
+            expires_at: 1_700_604_800,
+        },
+        "0010000000000000000000000000000000090f6e6f61406578616d706c652e636f6d0101034e6f61011000000000000000000000000000000001fc00e2a7cafc0057baca"
+    );
     fn state(link_for: Option<(Uuid, Uuid)>) -> OauthState {
         OauthState {
             provider_id: id(4),

@@ -13,8 +13,8 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dashboard_flows_in_chromium() {
+/// Chromium and playwright-core, installed when missing.
+fn ensure_browser() {
     ensure_command("chromium", "chromium");
     crate::idp::ensure_npm();
     if !browser_dir()
@@ -32,6 +32,43 @@ async fn dashboard_flows_in_chromium() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// Run one of the browser scripts against `base`; its stdout, after asserting it passed.
+async fn run_script(script: &str, base: &str, env: Vec<(&'static str, String)>) -> PathBuf {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let (script, base) = (script.to_owned(), base.to_owned());
+    let out = tokio::task::spawn_blocking({
+        let out_dir = out_dir.clone();
+        let script = script.clone();
+        move || {
+            Command::new("node")
+                .arg(browser_dir().join(&script))
+                .env("BASE", base)
+                .env("ADMIN_EMAIL", ADMIN_EMAIL)
+                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+                .env("OUT", &out_dir)
+                .envs(env)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}\nscreenshots in {}", out_dir.display());
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(" flows passed"), "{stdout}");
+    out_dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_flows_in_chromium() {
+    ensure_browser();
     let s = TestServer::start_with_url(|c, url| c.web_url = Some(url.to_owned())).await;
     let idp = Idp::start(&[format!("{}/api/v1/auth/oauth/callback", s.url)]);
     let admin = s.admin().await;
@@ -46,32 +83,7 @@ async fn dashboard_flows_in_chromium() {
         )
         .await;
     assert_eq!(st, 201, "{v}");
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    let url = s.url.clone();
-    let out = tokio::task::spawn_blocking({
-        let out_dir = out_dir.clone();
-        move || {
-            Command::new("node")
-                .arg(browser_dir().join("flows.mjs"))
-                .env("BASE", url)
-                .env("ADMIN_EMAIL", ADMIN_EMAIL)
-                .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-                .env("SSO_NAME", "Test IdP")
-                .env("OUT", &out_dir)
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}\nscreenshots in {}", out_dir.display());
-    assert!(
-        out.status.success(),
-        "browser flows failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("all browser flows passed"));
+    let out_dir = run_script("flows.mjs", &s.url, vec![("SSO_NAME", "Test IdP".into())]).await;
     for shot in [
         "login",
         "register",
@@ -80,6 +92,32 @@ async fn dashboard_flows_in_chromium() {
         "two-factor-recovery-codes",
         "admin",
         "account-sso",
+    ] {
+        assert!(out_dir.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+}
+
+/// Every email flow from the dashboard, with the mail read from a real SMTP server: sign-up
+/// and the verification page, email change, forgot/reset password, an invitation from the
+/// admin page, the admin's reset-link button.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_flows_in_chromium() {
+    ensure_browser();
+    // The script starts the SMTP server on this port before anything is mailed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let s = TestServer::start_with_url(|c, url| crate::mail::with_smtp(c, url, port)).await;
+    let out_dir = run_script("mail.mjs", &s.url, vec![("SMTP_PORT", port.to_string())]).await;
+    for shot in [
+        "verify-email",
+        "confirm-email",
+        "forgot-password",
+        "reset-password",
+        "invitation",
+        "admin-reset-link",
     ] {
         assert!(out_dir.join(format!("{shot}.png")).exists(), "{shot}.png");
     }

@@ -98,7 +98,7 @@ fn token_in(mail: &Value, path: &str) -> String {
     rest.split_whitespace().next().unwrap().to_owned()
 }
 
-fn with_smtp(c: &mut posta::config::Config, url: &str, port: u16) {
+pub fn with_smtp(c: &mut posta::config::Config, url: &str, port: u16) {
     c.web_url = Some(url.to_owned());
     c.smtp_host = Some("127.0.0.1".into());
     c.smtp_port = port;

@@ -271,13 +271,24 @@ fn check_config_masks_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let out = posta_cmd(dir.path())
         .env("POSTA_JWT_SECRET", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-xx")
+        .env("POSTA_WEB_URL", "https://posta.example.com")
+        .env("POSTA_SMTP_HOST", "smtp.example.com")
+        .env("POSTA_SMTP_FROM", "posta@example.com")
+        .env("POSTA_SMTP_USERNAME", "relay-user")
+        .env("POSTA_SMTP_PASSWORD", "relay-pa55word-relay")
         .arg("check-config")
         .output()
         .unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("jwt_secret = \"********\""), "{text}");
-    assert!(!text.contains("s3cr3t"));
+    assert!(text.contains("smtp_password = \"********\""), "{text}");
+    assert!(text.contains("relay-user"), "{text}");
+    assert!(!text.contains("s3cr3t") && !text.contains("relay-pa55word"));
     assert!(!text.contains(ADMIN_PASSWORD));
 }
 
