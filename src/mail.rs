@@ -97,25 +97,7 @@ impl Relay {
 
     /// Hand one message to the relay.
     pub async fn send(&self, m: &Mail) -> Result<(), SendError> {
-        let permanent = |reason: String| SendError {
-            permanent: true,
-            reason,
-        };
-        let to: Mailbox =
-            m.to.parse()
-                .map_err(|e| permanent(format!("recipient: {e}")))?;
-        // Typed headers: lettre encodes the subject and the addresses, so nothing a user typed
-        // can start a header of its own; line breaks are dropped before that too.
-        let subject: String = m.subject.chars().filter(|c| !c.is_control()).collect();
-        let msg = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject)
-            .multipart(MultiPart::alternative_plain_html(
-                m.text.clone(),
-                m.html.clone(),
-            ))
-            .map_err(|e| permanent(format!("message: {e}")))?;
+        let msg = build(&self.from, m)?;
         self.transport
             .send(msg)
             .await
@@ -125,6 +107,29 @@ impl Relay {
                 reason: e.to_string(),
             })
     }
+}
+
+/// The message as it goes out: text and HTML alternatives, typed headers.
+fn build(from: &Mailbox, m: &Mail) -> Result<Message, SendError> {
+    let permanent = |reason: String| SendError {
+        permanent: true,
+        reason,
+    };
+    let to: Mailbox =
+        m.to.parse()
+            .map_err(|e| permanent(format!("recipient: {e}")))?;
+    // Typed headers: lettre encodes the subject and the addresses, so nothing a user typed
+    // can start a header of its own; line breaks are dropped before that too.
+    let subject: String = m.subject.chars().filter(|c| !c.is_control()).collect();
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(subject)
+        .multipart(MultiPart::alternative_plain_html(
+            m.text.clone(),
+            m.html.clone(),
+        ))
+        .map_err(|e| permanent(format!("message: {e}")))
 }
 
 /// Seconds to wait after the `attempts`-th failure: 30 s, doubling, at most an hour.
@@ -242,7 +247,47 @@ async fn settle(
 
 #[cfg(test)]
 mod tests {
-    use super::backoff;
+    use super::{backoff, build};
+    use crate::model::Mail;
+
+    fn mail(to: &str, subject: &str) -> Mail {
+        Mail {
+            id: 1,
+            kind: "test".into(),
+            to: to.into(),
+            subject: subject.into(),
+            text: "Hello Eve\r\nBcc: body@example.com".into(),
+            html: "<p>hi</p>".into(),
+            created_at: 0,
+            attempts: 0,
+            next_attempt_at: 0,
+        }
+    }
+
+    /// Line breaks in a subject or an address cannot add a header.
+    #[test]
+    fn user_input_cannot_add_headers() {
+        let from = "Posta <posta@example.com>".parse().unwrap();
+        let m = build(
+            &from,
+            &mail("ada@example.com", "Hi\r\nBcc: spy@example.com"),
+        )
+        .unwrap();
+        let text = String::from_utf8(m.formatted()).unwrap();
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(
+            !head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+            "{head}"
+        );
+        assert_eq!(m.envelope().to().len(), 1);
+        let bad = build(
+            &from,
+            &mail("ada@example.com\r\nBcc: spy@example.com", "Hi"),
+        );
+        assert!(bad.is_err_and(|e| e.permanent));
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

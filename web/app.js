@@ -616,8 +616,11 @@ function settingsSection() {
   const form = h('form', { id: 'settings-form' });
   sec.append(out, form);
   (async () => {
-    const r = await api('GET', '/api/v1/admin/settings');
+    const [r, st] = await Promise.all([api('GET', '/api/v1/admin/settings'), api('GET', '/api/v1/auth/registration-status')]);
     if (!r.ok) { out.append(msg(errorText(r))); return; }
+    if (st.ok && !st.json.data.email_enabled) {
+      out.append(h('p', { id: 'mail-off', class: 'muted' }, 'No outgoing mail is configured (smtp_host): email verification, password reset by mail and the removal of unverified accounts are off until it is.'));
+    }
     const items = r.json.data;
     form.replaceChildren(...items.flatMap(s => s.type === 'bool'
       ? [h('label', {}, h('input', { type: 'checkbox', name: s.key, checked: s.value === 'true' }), ` ${s.key.replaceAll('_', ' ')}`)]

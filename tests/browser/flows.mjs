@@ -173,6 +173,8 @@ try {
   await ap.click('#login-form button[type=submit]');
   await ap.waitForURL('**/account');
   await ap.goto(`${BASE}/admin`);
+  await ap.waitForSelector('#mail-off');
+  check(true, 'the settings say that mail is off without a relay');
   await ap.fill('#user-search', 'browser.user');
   await ap.click('#users form[role=search] button');
   await ap.waitForSelector(`tr[data-email="${email}"] button:has-text("Disable")`);

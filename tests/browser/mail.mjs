@@ -153,6 +153,8 @@ try {
   const ap = await adm.newPage();
   await signIn(ap, ADMIN_EMAIL, ADMIN_PASSWORD);
   await ap.goto(`${BASE}/admin`);
+  await ap.waitForSelector('#settings-form button');
+  check(await ap.locator('#mail-off').count() === 0, 'no mail-off note with a relay');
   const invitee = 'invitee@example.com';
   const inv = ap.locator('#invite-form');
   await inv.getByLabel('Email').fill(invitee);
