@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod hash_pool;
 pub mod jwt;
 pub mod oidc;
+pub mod passkey;
 pub mod password;
 pub mod throttle;
 pub mod totp;
