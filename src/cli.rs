@@ -128,6 +128,12 @@ enum AdminCmd {
         #[arg(long)]
         email: String,
     },
+    /// Remove every passkey of a user (a lost device); works with the server running or
+    /// stopped.
+    RemovePasskeys {
+        #[arg(long)]
+        email: String,
+    },
     /// Send a test message through the configured SMTP relay, now (not through the outbox):
     /// proves the smtp_* settings.
     SendTestMail {
@@ -202,6 +208,7 @@ pub fn main() -> ExitCode {
                     | AdminCmd::ListUsers
                     | AdminCmd::Disable2fa { .. }
                     | AdminCmd::ResetLink { .. }
+                    | AdminCmd::RemovePasskeys { .. }
             ) | Cmd::Backup { .. }
                 | Cmd::Export { .. }
                 | Cmd::Compact
@@ -463,6 +470,7 @@ async fn admin(cfg: Config, cmd: AdminCmd) -> Result<(), String> {
         AdminCmd::ListUsers => HostCommand::ListUsers,
         AdminCmd::Disable2fa { email } => HostCommand::Disable2fa { email },
         AdminCmd::ResetLink { email } => HostCommand::ResetLink { email },
+        AdminCmd::RemovePasskeys { email } => HostCommand::RemovePasskeys { email },
         // Needs no store: the relay alone.
         AdminCmd::SendTestMail { to } => return send_test_mail(&cfg, &to).await,
     };

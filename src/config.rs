@@ -68,6 +68,9 @@ pub struct Config {
     pub smtp_from: Option<String>,
     /// An extra CA certificate (PEM) to trust for the relay, for an internal CA.
     pub smtp_ca: Option<PathBuf>,
+    /// The WebAuthn relying party id for passkeys: the host of `web_url` unless set (to a
+    /// parent domain of it, so that passkeys work across its subdomains).
+    pub webauthn_rp_id: Option<String>,
     /// `POSTA_EMAIL_VERIFICATION_REQUIRED`: forces the `require_email_verification` setting
     /// (as `POSTA_REGISTRATION_ENABLED` forces registration).
     pub email_verification_required: Option<bool>,
@@ -125,6 +128,7 @@ impl Default for Config {
             smtp_tls: "starttls".into(),
             smtp_from: None,
             smtp_ca: None,
+            webauthn_rp_id: None,
             email_verification_required: None,
             tls_cert: None,
             tls_key: None,
@@ -297,6 +301,7 @@ impl Config {
             &mut self.smtp_host,
             &mut self.smtp_username,
             &mut self.smtp_from,
+            &mut self.webauthn_rp_id,
         ] {
             if blank(o) {
                 *o = None;

@@ -61,6 +61,11 @@ pub enum HostCommand {
         /// Email.
         email: String,
     },
+    /// Remove every passkey of a user.
+    RemovePasskeys {
+        /// Email.
+        email: String,
+    },
 }
 
 /// Only the command's name: some carry a password.
@@ -81,6 +86,7 @@ impl HostCommand {
             HostCommand::ListUsers => "list-users",
             HostCommand::Disable2fa { .. } => "disable-2fa",
             HostCommand::ResetLink { .. } => "reset-link",
+            HostCommand::RemovePasskeys { .. } => "remove-passkeys",
         }
     }
 }
@@ -164,6 +170,13 @@ pub async fn execute(state: &AppState, cmd: HostCommand) -> Result<String, Strin
             let u = find(&email)?;
             mfa::reset(state, None, u.id, None).await.map_err(e)?;
             format!("two-factor authentication disabled for {}\n", u.email)
+        }
+        HostCommand::RemovePasskeys { email } => {
+            let u = find(&email)?;
+            let n = crate::domain::passkey::admin_remove_all(state, Actor::Host, u.id)
+                .await
+                .map_err(e)?;
+            format!("{n} passkey(s) removed from {}\n", u.email)
         }
         HostCommand::ResetLink { email } => {
             let u = find(&email)?;

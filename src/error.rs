@@ -31,6 +31,8 @@ pub enum Error {
     TwoFactorRequired {
         /// Single use, 5 minutes, from the same address.
         pending_token: String,
+        /// What the account can complete it with (`totp`, `recovery_code`, `passkey`).
+        methods: Vec<&'static str>,
     },
     /// A sensitive change needs a recent proof of identity; the message says what to do and
     /// a dashboard shows it as it is.
@@ -254,7 +256,8 @@ mod tests {
         assert_eq!(Error::InvalidCredentials.code().as_str(), "UNAUTHORIZED");
         assert_eq!(
             Error::TwoFactorRequired {
-                pending_token: String::new()
+                pending_token: String::new(),
+                methods: vec!["totp"],
             }
             .code()
             .as_str(),

@@ -458,3 +458,30 @@ pub struct Invitation {
     /// Not valid from then on.
     pub expires_at: i64,
 }
+
+/// A passkey (WebAuthn credential) of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    /// Identifier for the API.
+    pub id: Uuid,
+    /// The account.
+    pub user_id: Uuid,
+    /// The credential id the authenticator chose (unique across accounts).
+    pub credential_id: Vec<u8>,
+    /// The account's user handle (random, the same for all its passkeys).
+    pub user_handle: Vec<u8>,
+    /// The name the user gave it.
+    pub name: String,
+    /// Public key and static extension outputs (the relying party's encoding).
+    pub public_key: Vec<u8>,
+    /// Flags and signature counter (the relying party's encoding).
+    pub state: [u8; 7],
+    /// Transports the authenticator named.
+    pub transports: u8,
+    /// Whether it is backed up (synced between devices).
+    pub backed_up: bool,
+    /// Registered.
+    pub created_at: i64,
+    /// Last sign-in with it.
+    pub last_used_at: Option<i64>,
+}

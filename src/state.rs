@@ -74,6 +74,10 @@ pub struct Inner {
     pub mail_wake: tokio::sync::Notify,
     /// Open audit event streams, bounded in number.
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// The WebAuthn relying party, or why passkeys are off (no secure `web_url`).
+    pub passkeys: std::result::Result<crate::auth::passkey::RelyingParty, String>,
+    /// Passkey ceremonies already used, until they expire.
+    pub spent_ceremonies: crate::auth::passkey::Spent,
 }
 
 impl std::ops::Deref for AppState {
@@ -148,6 +152,11 @@ impl AppState {
             reset_requests,
             reset_inbox: std::sync::Mutex::new(Some(reset_inbox)),
             event_streams: Arc::new(tokio::sync::Semaphore::new(EVENT_STREAMS)),
+            passkeys: crate::auth::passkey::RelyingParty::new(
+                cfg.web_url.as_deref(),
+                cfg.webauthn_rp_id.as_deref(),
+            ),
+            spent_ceremonies: crate::auth::passkey::Spent::default(),
             http: crate::auth::oidc::http_client().map_err(|e| Error::Internal(e.to_string()))?,
             store,
             cfg,

@@ -90,6 +90,8 @@ pub struct Account<'a> {
 pub struct NewCredential {
     /// The credential id (unique across accounts).
     pub id: Vec<u8>,
+    /// The user handle the options carried (the account's).
+    pub user_handle: [u8; HANDLE_LEN],
     /// Public key and static extension outputs (the crate's encoding).
     pub static_state: Vec<u8>,
     /// Flags and signature counter (the crate's encoding).
@@ -293,6 +295,7 @@ impl RelyingParty {
         let dynamic = cred.dynamic_state();
         Ok(NewCredential {
             id: cred.id().as_ref().to_vec(),
+            user_handle: cred.user_id().encode().unwrap_or([0; HANDLE_LEN]),
             static_state: cred
                 .static_state()
                 .encode()
@@ -340,6 +343,34 @@ impl RelyingParty {
             },
             backed_up: matches!(now_state.backup, Backup::Exists),
         })
+    }
+}
+
+/// Ceremonies already finished (or tried), until they expire: single use without a store
+/// write. Bounded: when full of live entries a new finish is refused (try again shortly)
+/// rather than forgetting a live one, which would let it be replayed.
+#[derive(Debug, Default)]
+pub struct Spent {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 16], i64>>,
+}
+
+/// Live spent ceremonies kept at most (each lives five minutes).
+pub const SPENT_MAX: usize = 100_000;
+
+impl Spent {
+    /// Mark `c` spent; `false` when it already was (a replay) or the set is full.
+    pub fn spend(&self, c: &Ceremony, now: i64) -> bool {
+        let mut m = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if m.len() >= SPENT_MAX {
+            m.retain(|_, exp| *exp > now);
+            if m.len() >= SPENT_MAX {
+                return false;
+            }
+        }
+        m.insert(c.nonce, c.expires_at).is_none()
     }
 }
 
@@ -869,6 +900,19 @@ mod tests {
         let mut forged = started.ceremony.clone();
         forged.replace_range(10..11, if &forged[10..11] == "A" { "B" } else { "A" });
         assert!(open(&s, Purpose::SecondFactor, b"pending-1", &forged, 101).is_err());
+    }
+
+    #[test]
+    fn a_ceremony_is_spent_once() {
+        let (rp, s) = (rp(), sealer());
+        let started = rp
+            .start_authentication(&s, Purpose::SignIn, b"", 0)
+            .unwrap();
+        let spent = Spent::default();
+        let c = open(&s, Purpose::SignIn, b"", &started.ceremony, 1).unwrap();
+        assert!(spent.spend(&c, 1));
+        let again = open(&s, Purpose::SignIn, b"", &started.ceremony, 2).unwrap();
+        assert!(!spent.spend(&again, 2), "a replay is refused");
     }
 
     #[test]

@@ -245,6 +245,7 @@ struct Tables {
     accounts: Table<u64>,
     register: Table<Net>,
     sso: Table<Net>,
+    ceremonies: Table<Net>,
 }
 
 /// Why an attempt was not admitted.
@@ -380,6 +381,7 @@ impl Limiter {
                 accounts: Table::new(TABLE_CAP),
                 register: Table::new(SMALL_TABLE_CAP),
                 sso: Table::new(SMALL_TABLE_CAP),
+                ceremonies: Table::new(SMALL_TABLE_CAP),
             }),
             released: tokio::sync::Notify::new(),
             accounts: RandomState::new(),
@@ -552,6 +554,14 @@ impl Limiter {
         self.count_per_net(|t| &mut t.sso, ip, max, l, now)
     }
 
+    /// Count the start of a passkey sign-in from `ip` (nothing is stored for it, but each
+    /// answer costs a signature-free seal and a spent-set slot later); `Err(retry_after)` when
+    /// over: as generous as SSO starts.
+    pub fn ceremony_start(&self, ip: IpAddr, l: Limits, now: i64) -> Result<(), u64> {
+        let max = l.count.saturating_mul(SSO_STARTS_PER_LIMIT);
+        self.count_per_net(|t| &mut t.ceremonies, ip, max, l, now)
+    }
+
     /// Number of live counters in all tables (for tests and metrics).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -562,6 +572,7 @@ impl Limiter {
             + t.accounts.len()
             + t.register.len()
             + t.sso.len()
+            + t.ceremonies.len()
     }
 
     /// True when no counter is held.

@@ -101,6 +101,7 @@ const SECURITY: &[&str] = &[
     "reauth.failure",
     "keys.rotated",
     "oauth.link_repaired",
+    "passkey.cloned",
 ];
 
 /// Posta's category of an event: `security` (failed proofs, lock-outs, key rotation),
@@ -155,6 +156,10 @@ pub fn describe(kind: &str) -> &'static str {
         "oauth_provider.deleted" => "Identity provider removed",
         "settings.changed" => "Platform settings changed",
         "keys.rotated" => "Encryption key and JWT secret rotated",
+        "passkey.added" => "Passkey added",
+        "passkey.removed" => "Passkey removed",
+        "passkey.reset" => "Passkeys removed by an administrator",
+        "passkey.cloned" => "Passkey refused: its signature counter went backwards (a copy?)",
         _ => "Event",
     }
 }

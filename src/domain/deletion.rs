@@ -146,6 +146,7 @@ pub fn purge(tx: &WriteTransaction, u: &User) -> Result<()> {
     }
     store::throttle::forget_devices(tx, id)?;
     store::prefs::remove(tx, id)?;
+    store::passkey::remove_all_of(tx, id)?;
     store::user::remove(tx, u)
 }
 

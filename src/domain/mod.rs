@@ -13,6 +13,7 @@ pub mod keys;
 pub mod mail;
 pub mod mfa;
 pub mod oidc;
+pub mod passkey;
 pub mod prefs;
 pub mod proof;
 pub mod reauth;

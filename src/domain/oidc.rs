@@ -53,7 +53,7 @@ pub enum SsoError {
     AlreadyLinked,
     /// The account has Posta 2FA: the sign-in continues with the code and this token.
     #[error("two-factor code required")]
-    SecondFactor(String),
+    SecondFactor(String, Vec<&'static str>),
     /// This identity-provider account is linked to another Posta account.
     #[error("this identity is linked to another account")]
     LinkedElsewhere,
@@ -71,7 +71,7 @@ impl SsoError {
             SsoError::AccountExists => "account_exists",
             SsoError::AlreadyLinked => "already_linked",
             SsoError::LinkedElsewhere => "linked_elsewhere",
-            SsoError::SecondFactor(_) => "two_factor_required",
+            SsoError::SecondFactor(..) => "two_factor_required",
             SsoError::ExchangeFailed => "exchange_failed",
             SsoError::EmailNotVerified => "email_not_verified",
             SsoError::DomainNotAllowed => "domain_not_allowed",
@@ -826,10 +826,11 @@ async fn finish(
                 return Ok(Err(SsoError::AccountDisabled));
             }
             let how = format!("sso:{}", prov.slug);
-            if u.totp.is_some() && !prov.skip_local_2fa {
+            let methods = super::session::second_factors(tx, &u)?;
+            if !methods.is_empty() && !prov.skip_local_2fa {
                 // Posta's second factor still applies after the provider's sign-in.
                 let token = super::session::issue_pending(tx, u.id, &cl.ip.to_string(), &how, now)?;
-                return Ok(Err(SsoError::SecondFactor(token)));
+                return Ok(Err(SsoError::SecondFactor(token, methods)));
             }
             complete_sign_in(&st, tx, u, &cl, now, &how, setup_required).map(Ok)
         })

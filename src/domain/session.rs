@@ -97,6 +97,19 @@ pub fn complete_sign_in(
     })
 }
 
+/// The second factors `u` has, as a pending sign-in's `methods` lists them (none: the
+/// password alone signs in).
+pub fn second_factors(tx: &impl store::Tx, u: &User) -> Result<Vec<&'static str>> {
+    let mut m = Vec::new();
+    if u.totp.is_some() {
+        m.extend(["totp", "recovery_code"]);
+    }
+    if store::passkey::count_of(tx, u.id)? > 0 {
+        m.push("passkey");
+    }
+    Ok(m)
+}
+
 /// How long a first step waits for its second factor.
 pub const PENDING_TTL: i64 = 5 * 60;
 
@@ -159,7 +172,8 @@ pub async fn complete_pending(
             if !u.active {
                 return Ok(Err(false));
             }
-            if u.totp.is_some() && !super::factor::consume_code(&st, &mut u, &code, now)? {
+            // An account without TOTP (its second factor is a passkey) has no code to give.
+            if u.totp.is_none() || !super::factor::consume_code(&st, &mut u, &code, now)? {
                 return Ok(Err(true));
             }
             store::pending::remove(tx, &hash)?;
@@ -201,13 +215,17 @@ pub async fn login(
     if pw.len() > password::MAX_PASSWORD_BYTES {
         return Err(Error::InvalidCredentials);
     }
-    let (found, owner) = state.store.read(|tx| {
+    let (found, owner, methods) = state.store.read(|tx| {
         let found = store::user::by_email(tx, &account)?;
         let owner = match (&found, &client.device) {
             (Some(u), Some(d)) => store::throttle::device_known(tx, u.id, d)?,
             _ => false,
         };
-        Ok((found, owner))
+        let methods = match &found {
+            Some(u) => second_factors(tx, u)?,
+            None => Vec::new(),
+        };
+        Ok((found, owner, methods))
     })?;
     // The slot is taken before argon2 runs: parallel guesses cannot outrun the count.
     let proofs = proof::of(state);
@@ -255,17 +273,24 @@ pub async fn login(
             .await?;
         return Err(Error::Forbidden("account disabled".into()));
     }
-    if u.totp.is_some() && code.is_none_or(|c| c.trim().is_empty()) {
-        // The password was right: the slot goes back, the code step takes its own.
+    // A code in the request completes a TOTP account at once; a passkey account always takes
+    // the second step (its factor cannot ride in this request).
+    let code_given = code.is_some_and(|c| !c.trim().is_empty());
+    let completes_now = code_given && u.totp.is_some();
+    if !methods.is_empty() && !completes_now {
+        // The password was right: the slot goes back, the second step takes its own.
         Proofs::passed(attempt);
         let (uid, ip) = (u.id, client.ip.to_string());
         let pending_token = state
             .store
             .write(move |tx| issue_pending(tx, uid, &ip, "password", now))
             .await?;
-        return Err(Error::TwoFactorRequired { pending_token });
+        return Err(Error::TwoFactorRequired {
+            pending_token,
+            methods,
+        });
     }
-    let setup_required = state.settings().two_factor_required && u.totp.is_none();
+    let setup_required = state.settings().two_factor_required && methods.is_empty();
     let (st, cl, code) = (state.clone(), client.clone(), code.map(str::to_owned));
     let id = u.id;
     let res = state
@@ -480,7 +505,14 @@ fn admit(state: &AppState, v: Verified, client: &ClientInfo, now: i64) -> Result
             linked_providers,
         } => AuthKind::Session {
             id,
-            setup_required: v.user.totp.is_none() && state.two_factor_required(),
+            // A passkey counts as the second factor (read only while the setting is on and
+            // the account has no TOTP).
+            setup_required: v.user.totp.is_none()
+                && state.two_factor_required()
+                && state
+                    .store
+                    .read(|tx| store::passkey::count_of(tx, v.user.id))?
+                    == 0,
             linked_providers,
         },
         Grant::ApiKey {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::domain::api_key::{self, NewKeyInput};
 use crate::domain::{
-    AuthKind, Caller, audit, deletion, email_flow, mfa, prefs, reauth, session, user,
+    AuthKind, Caller, audit, deletion, email_flow, mfa, passkey, prefs, reauth, session, user,
 };
 use crate::error::{Error, Result};
 use crate::state::AppState;
@@ -16,7 +16,7 @@ use super::rendered;
 use super::request::Req;
 use super::response::{self, Resp};
 use super::router::Account;
-use super::view::{ApiKeyView, EventView, SessionView, UserView};
+use super::view::{ApiKeyView, EventView, PasskeyView, SessionView, UserView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +48,23 @@ struct Reauth {
     password: Option<String>,
     #[serde(default)]
     code: Option<String>,
+}
+
+/// `POST /users/me/passkeys/register/finish`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterPasskey {
+    #[serde(default)]
+    name: Option<String>,
+    ceremony: String,
+    /// `PublicKeyCredential.toJSON()` of the new credential.
+    credential: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
 }
 
 /// A proof of identity a sensitive request may carry (see `domain::reauth`).
@@ -290,6 +307,46 @@ pub async fn handle(state: &AppState, route: Account, req: &mut Req, c: &Caller)
             Ok(r)
         }
         Account::GetSettings => Ok(response::ok(StatusCode::OK, &prefs::view(state, c)?)),
+        Account::ListPasskeys => {
+            let list: Vec<PasskeyView> = passkey::list(state, c)?
+                .iter()
+                .map(PasskeyView::of)
+                .collect();
+            Ok(response::ok(StatusCode::OK, &list))
+        }
+        Account::PasskeyRegisterStart => {
+            let b: ProofFields = req.json_or_default().await?;
+            let s = passkey::register_start(state, c, b.given(), &client).await?;
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"options": s.options, "ceremony": s.ceremony}),
+            ))
+        }
+        Account::PasskeyRegisterFinish => {
+            let b: RegisterPasskey = req.json().await?;
+            let credential = serde_json::to_vec(&b.credential)
+                .map_err(|_| Error::invalid("credential", "is not JSON"))?;
+            let p = passkey::register_finish(
+                state,
+                c,
+                b.name.as_deref(),
+                &b.ceremony,
+                &credential,
+                &client,
+            )
+            .await?;
+            Ok(response::ok(StatusCode::CREATED, &PasskeyView::of(&p)))
+        }
+        Account::RenamePasskey(id) => {
+            let b: Rename = req.json().await?;
+            let p = passkey::rename(state, c, id, &b.name).await?;
+            Ok(response::ok(StatusCode::OK, &PasskeyView::of(&p)))
+        }
+        Account::DeletePasskey(id) => {
+            let b: ProofFields = req.json_or_default().await?;
+            passkey::remove(state, c, id, b.given(), &client).await?;
+            Ok(message("passkey removed"))
+        }
         Account::PutSettings => {
             let body: serde_json::Value = req.json().await?;
             Ok(response::ok(

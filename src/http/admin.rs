@@ -138,6 +138,11 @@ pub async fn handle(state: &AppState, route: Admin, req: &mut Req, c: &Caller) -
                 }),
             ))
         }
+        Admin::RemovePasskeys(id) => {
+            let n = crate::domain::passkey::admin_remove_all(state, Actor::Admin(c, &client), id)
+                .await?;
+            Ok(response::ok(StatusCode::OK, &json!({"removed": n})))
+        }
         Admin::CreateInvitation => {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]

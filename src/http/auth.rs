@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::domain::session::{self, SignedIn};
-use crate::domain::{AuthKind, Caller, email_flow};
+use crate::domain::{AuthKind, Caller, email_flow, passkey};
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
@@ -123,6 +123,23 @@ fn metrics(state: &AppState) -> Resp {
     )
 }
 
+/// `POST /auth/passkey/finish` and `POST /auth/login/passkey/finish`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasskeyBody {
+    #[serde(default)]
+    pending_token: Option<String>,
+    ceremony: String,
+    /// `PublicKeyCredential.toJSON()` of the assertion.
+    credential: serde_json::Value,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PendingBody {
+    pending_token: String,
+}
+
 /// `POST /auth/login` and `POST /auth/register`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +183,38 @@ pub async fn sign_in(state: &AppState, route: SignIn, req: &mut Req) -> Result<R
                         "send email and password, or pending_token and two_factor_code".into(),
                     ));
                 }
+            };
+            let mut r = signed_in(state, req.https, StatusCode::OK, &s);
+            if let Some(c) = new_device {
+                response::set_cookie(&mut r, &c);
+            }
+            Ok(r)
+        }
+        SignIn::PasskeyStart | SignIn::PasskeySecondStart => {
+            let started = if route == SignIn::PasskeyStart {
+                passkey::sign_in_start(state, &req.client)?
+            } else {
+                let b: PendingBody = req.json().await?;
+                passkey::second_factor_start(state, &b.pending_token, &req.client)?
+            };
+            Ok(response::ok(
+                StatusCode::OK,
+                &json!({"options": started.options, "ceremony": started.ceremony}),
+            ))
+        }
+        SignIn::PasskeyFinish | SignIn::PasskeySecondFinish => {
+            let b: PasskeyBody = req.json().await?;
+            let new_device = super::cookie::device(req)?;
+            let credential = serde_json::to_vec(&b.credential)
+                .map_err(|_| Error::invalid("credential", "is not JSON"))?;
+            let s = if route == SignIn::PasskeyFinish {
+                passkey::sign_in_finish(state, &b.ceremony, &credential, &req.client).await?
+            } else {
+                let token = b
+                    .pending_token
+                    .ok_or_else(|| Error::invalid("pending_token", "is required"))?;
+                passkey::second_factor_finish(state, &token, &b.ceremony, &credential, &req.client)
+                    .await?
             };
             let mut r = signed_in(state, req.https, StatusCode::OK, &s);
             if let Some(c) = new_device {

@@ -211,14 +211,18 @@ fn callback_response(state: &AppState, https: bool, result: Result<Finished, Sso
             StatusCode::OK,
             &json!({"token": s.token, "user": UserView::of(state, &s.user)}),
         ),
-        (Err(SsoError::SecondFactor(token)), Some(web)) => {
+        (Err(SsoError::SecondFactor(token, methods)), Some(web)) => {
             // The token rides in the fragment: it never reaches a server's log.
             response::redirect(&format!(
-                "{web}/login?requires_2fa=true#pending_token={token}"
+                "{web}/login?requires_2fa=true&methods={}#pending_token={token}",
+                methods.join(",")
             ))
         }
-        (Err(SsoError::SecondFactor(pending_token)), None) => {
-            response::error(&Error::TwoFactorRequired { pending_token })
+        (Err(SsoError::SecondFactor(pending_token, methods)), None) => {
+            response::error(&Error::TwoFactorRequired {
+                pending_token,
+                methods,
+            })
         }
         (Err(e), web) => {
             if let SsoError::Internal(inner) = &e {

@@ -139,9 +139,12 @@ pub fn paged<'a, T, V: Serialize>(page: &'a Page<T>, view: impl Fn(&'a T) -> V) 
 pub fn error(e: &Error) -> Resp {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let data = match e {
-        Error::TwoFactorRequired { pending_token } => json!({
+        Error::TwoFactorRequired {
+            pending_token,
+            methods,
+        } => json!({
             "requires_2fa": true,
-            "methods": ["totp", "recovery_code"],
+            "methods": methods,
             "pending_token": pending_token,
         }),
         Error::TwoFactorSetupRequired => json!({"two_factor_setup_required": true}),
@@ -220,6 +223,7 @@ mod tests {
         assert_eq!(r.headers()["retry-after"], "42");
         let v = body(error(&Error::TwoFactorRequired {
             pending_token: "t".into(),
+            methods: vec!["totp", "recovery_code"],
         }))
         .await;
         assert_eq!(v["data"]["requires_2fa"], true);

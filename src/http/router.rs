@@ -75,6 +75,10 @@ pub enum SignIn {
     Invitation(String),
     ForgotPassword,
     ResetPassword,
+    PasskeyStart,
+    PasskeyFinish,
+    PasskeySecondStart,
+    PasskeySecondFinish,
 }
 
 /// `http::oauth::public`.
@@ -114,6 +118,11 @@ pub enum Account {
     Reauth,
     RevokeApiKey(Uuid),
     DeleteApiKey(Uuid),
+    PasskeyRegisterStart,
+    PasskeyRegisterFinish,
+    ListPasskeys,
+    RenamePasskey(Uuid),
+    DeletePasskey(Uuid),
 }
 
 /// `http::oauth::links`.
@@ -136,6 +145,7 @@ pub enum Admin {
     ForceDeleteUser(Uuid),
     CancelDeletion(Uuid),
     ResetLink(Uuid),
+    RemovePasskeys(Uuid),
     CreateInvitation,
     ListInvitations,
     DeleteInvitation(Uuid),
@@ -229,6 +239,10 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/auth/confirm-email", "Move the account to its new address with the mailed token", |_| Ok(Endpoint::SignIn(SignIn::ConfirmEmail))),
     spec!(POST "/api/v1/auth/forgot-password", "Mail a password reset link (same answer for every address)", |_| Ok(Endpoint::SignIn(SignIn::ForgotPassword))),
     spec!(POST "/api/v1/auth/reset-password", "Set a new password with a mailed reset token (ends every session)", |_| Ok(Endpoint::SignIn(SignIn::ResetPassword))),
+    spec!(POST "/api/v1/auth/passkey/start", "Start a sign-in with a passkey alone (request options and a sealed ceremony; nothing stored)", |_| Ok(Endpoint::SignIn(SignIn::PasskeyStart))),
+    spec!(POST "/api/v1/auth/passkey/finish", "Sign in with a passkey (user verification: both factors)", |_| Ok(Endpoint::SignIn(SignIn::PasskeyFinish))),
+    spec!(POST "/api/v1/auth/login/passkey/start", "Start the passkey step of a sign-in waiting for its second factor", |_| Ok(Endpoint::SignIn(SignIn::PasskeySecondStart))),
+    spec!(POST "/api/v1/auth/login/passkey/finish", "Complete a sign-in waiting for its second factor with a passkey", |_| Ok(Endpoint::SignIn(SignIn::PasskeySecondFinish))),
     spec!(GET "/api/v1/auth/registration-status", "Whether self-registration is open", |_| Ok(Endpoint::Probe(Probe::RegistrationStatus))),
     spec!(GET "/api/v1/auth/oauth/providers", "Enabled identity providers", |_| Ok(Endpoint::Sso(Sso::Providers))),
     spec!(POST "/api/v1/auth/oauth/discover", "The identity provider for an email's domain", |_| Ok(Endpoint::Sso(Sso::Discover))),
@@ -242,6 +256,11 @@ pub static ROUTES: &[Spec] = &[
     spec!(POST "/api/v1/users/me/2fa/verify", "Enable TOTP; returns recovery codes", |_| Ok(Endpoint::Account(Account::MfaVerify))),
     spec!(POST "/api/v1/users/me/2fa/disable", "Disable TOTP with a code", |_| Ok(Endpoint::Account(Account::MfaDisable))),
     spec!(POST "/api/v1/users/me/reauth", "Prove identity again (password or code) for sensitive changes", |_| Ok(Endpoint::Account(Account::Reauth))),
+    spec!(GET "/api/v1/users/me/passkeys", "The user's passkeys", |_| Ok(Endpoint::Account(Account::ListPasskeys))),
+    spec!(POST "/api/v1/users/me/passkeys/register/start", "Start adding a passkey (creation options; needs a recent proof)", |_| Ok(Endpoint::Account(Account::PasskeyRegisterStart))),
+    spec!(POST "/api/v1/users/me/passkeys/register/finish", "Add the passkey the authenticator created", |_| Ok(Endpoint::Account(Account::PasskeyRegisterFinish))),
+    spec!(PUT "/api/v1/users/me/passkeys/{id}", "Rename a passkey", |p| Ok(Endpoint::Account(Account::RenamePasskey(p0(p)?)))),
+    spec!(DELETE "/api/v1/users/me/passkeys/{id}", "Remove a passkey (needs a recent proof; not the last way to sign in)", |p| Ok(Endpoint::Account(Account::DeletePasskey(p0(p)?)))),
     spec!(GET "/api/v1/users/me/sessions", "Active sessions", |_| Ok(Endpoint::Account(Account::ListSessions))),
     spec!(POST "/api/v1/users/me/sessions/revoke-others", "End every other session", |_| Ok(Endpoint::Account(Account::RevokeOtherSessions))),
     spec!(POST "/api/v1/users/me/sessions/logout", "End this session", |_| Ok(Endpoint::Account(Account::Logout))),
@@ -274,6 +293,7 @@ pub static ROUTES: &[Spec] = &[
     spec!(DELETE "/api/v1/admin/users/{id}", "Deactivate a user now and delete it (sessions, keys, links) after account_deletion_grace_days", |p| Ok(Endpoint::Admin(Admin::DeleteUser(p0(p)?)))),
     spec!(DELETE "/api/v1/admin/users/{id}/force", "Delete an inactive user now", |p| Ok(Endpoint::Admin(Admin::ForceDeleteUser(p0(p)?)))),
     spec!(POST "/api/v1/admin/users/{id}/reset-link", "A one-time password reset link to hand over (also mailed when mail is configured)", |p| Ok(Endpoint::Admin(Admin::ResetLink(p0(p)?)))),
+    spec!(DELETE "/api/v1/admin/users/{id}/passkeys", "Remove every passkey of a user (a lost device)", |p| Ok(Endpoint::Admin(Admin::RemovePasskeys(p0(p)?)))),
     spec!(POST "/api/v1/admin/users/{id}/cancel-deletion", "Cancel a scheduled deletion and reactivate the user", |p| Ok(Endpoint::Admin(Admin::CancelDeletion(p0(p)?)))),
     spec!(DELETE "/api/v1/admin/users/{id}/2fa", "Turn a user's 2FA off", |p| Ok(Endpoint::Admin(Admin::Reset2fa(p0(p)?)))),
     spec!(POST "/api/v1/admin/users/{id}/revoke-sessions", "End all of a user's sessions", |p| Ok(Endpoint::Admin(Admin::RevokeSessions(p0(p)?)))),
@@ -405,7 +425,14 @@ impl Endpoint {
         matches!(
             self,
             Endpoint::Me
-                | Endpoint::Account(Account::MfaSetup | Account::MfaVerify | Account::Logout)
+                | Endpoint::Account(
+                    Account::MfaSetup
+                        | Account::MfaVerify
+                        | Account::Logout
+                        | Account::ListPasskeys
+                        | Account::PasskeyRegisterStart
+                        | Account::PasskeyRegisterFinish
+                )
         )
     }
 
@@ -431,6 +458,10 @@ impl Endpoint {
             Endpoint::SignIn(SignIn::ConfirmEmail) => "confirm_email",
             Endpoint::SignIn(SignIn::ForgotPassword) => "forgot_password",
             Endpoint::SignIn(SignIn::ResetPassword) => "reset_password",
+            Endpoint::SignIn(SignIn::PasskeyStart) => "passkey_start",
+            Endpoint::SignIn(SignIn::PasskeyFinish) => "passkey_finish",
+            Endpoint::SignIn(SignIn::PasskeySecondStart) => "passkey_second_start",
+            Endpoint::SignIn(SignIn::PasskeySecondFinish) => "passkey_second_finish",
             Endpoint::Sso(s) => match s {
                 Sso::Providers => "oauth_providers",
                 Sso::Discover => "oauth_discover",
@@ -458,6 +489,11 @@ impl Endpoint {
                 Account::GetSettings => "get_user_settings",
                 Account::PutSettings => "put_user_settings",
                 Account::Workspaces => "workspaces",
+                Account::PasskeyRegisterStart => "passkey_register_start",
+                Account::PasskeyRegisterFinish => "passkey_register_finish",
+                Account::ListPasskeys => "list_passkeys",
+                Account::RenamePasskey(_) => "rename_passkey",
+                Account::DeletePasskey(_) => "delete_passkey",
                 Account::Reauth => "reauth",
                 Account::RevokeApiKey(_) => "revoke_api_key",
                 Account::DeleteApiKey(_) => "delete_api_key",
@@ -473,6 +509,7 @@ impl Endpoint {
                 Admin::ForceDeleteUser(_) => "admin_force_delete_user",
                 Admin::CancelDeletion(_) => "admin_cancel_deletion",
                 Admin::ResetLink(_) => "admin_reset_link",
+                Admin::RemovePasskeys(_) => "admin_remove_passkeys",
                 Admin::CreateInvitation => "admin_create_invitation",
                 Admin::ListInvitations => "admin_list_invitations",
                 Admin::DeleteInvitation(_) => "admin_delete_invitation",

@@ -322,3 +322,27 @@ mod tests {
         assert_eq!(Agent::parse(&long).device, "unknown");
     }
 }
+
+/// A passkey as the API shows it (never its key or counter).
+#[derive(Debug, Serialize)]
+pub struct PasskeyView {
+    id: Uuid,
+    name: String,
+    created_at: String,
+    last_used_at: Option<String>,
+    backed_up: bool,
+}
+
+impl PasskeyView {
+    /// The view of a stored passkey.
+    #[must_use]
+    pub fn of(p: &crate::model::Passkey) -> Self {
+        Self {
+            id: p.id,
+            name: p.name.clone(),
+            created_at: rfc3339(p.created_at),
+            last_used_at: p.last_used_at.map(rfc3339),
+            backed_up: p.backed_up,
+        }
+    }
+}

@@ -4,13 +4,14 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    ApiKey, EmailToken, Event, Invitation, Mail, OauthLink, OauthProvider, OauthState, Session,
-    Settings, User, UserPrefs,
+    ApiKey, EmailToken, Event, Invitation, Mail, OauthLink, OauthProvider, OauthState, Passkey,
+    Session, Settings, User, UserPrefs,
 };
 
 use super::records::{
-    ApiKeyRecord, EventRecord, InvitationRecord, LinkRecord, MailRecord, PrefsRecord,
-    ProviderRecord, Record, SessionRecord, SettingsRecord, StateRecord, TokenRecord, UserRecord,
+    ApiKeyRecord, EventRecord, InvitationRecord, LinkRecord, MailRecord, PasskeyRecord,
+    PrefsRecord, ProviderRecord, Record, SessionRecord, SettingsRecord, StateRecord, TokenRecord,
+    UserRecord,
 };
 
 /// Largest value we will ever decode; guards against a corrupt length prefix.
@@ -70,6 +71,7 @@ codec!(StateRecord, OauthState, encode_state, decode_state);
 codec!(PrefsRecord, UserPrefs, encode_prefs, decode_prefs);
 codec!(MailRecord, Mail, encode_mail, decode_mail);
 codec!(TokenRecord, EmailToken, encode_token, decode_token);
+codec!(PasskeyRecord, Passkey, encode_passkey, decode_passkey);
 codec!(
     InvitationRecord,
     Invitation,

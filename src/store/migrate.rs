@@ -26,7 +26,8 @@ fn migration_001_admin_index(tx: &redb::WriteTransaction) -> Result<()> {
 }
 
 /// v2 → v3: from here on users, settings and identity providers may be written as their V3
-/// records, and users' settings live in `user_prefs_v1`. Every older record still decodes, so
+/// records, users' settings live in `user_prefs_v1`, and passkeys in `passkeys_v1` (which an
+/// older binary would ignore: a passkey-protected sign-in would lose its second factor). Every older record still decodes, so
 /// nothing is rewritten; the version itself is the change: a binary of an earlier release
 /// refuses this file as too new instead of failing on the first record it cannot decode.
 #[allow(clippy::unnecessary_wraps)]

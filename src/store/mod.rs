@@ -21,6 +21,7 @@ pub mod meta;
 mod migrate;
 pub mod oauth;
 pub mod outbox;
+pub mod passkey;
 pub mod pending;
 pub mod prefs;
 pub mod records;

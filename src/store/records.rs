@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::model::{
     ApiKey, EmailToken, Event, Invitation, Mail, OauthLink, OauthProvider, OauthState, Origin,
-    PrefValue, ProviderKind, Role, Session, Settings, TokenKind, Totp, User, UserPrefs,
+    Passkey, PrefValue, ProviderKind, Role, Session, Settings, TokenKind, Totp, User, UserPrefs,
 };
 
 /// `users_v1` values.
@@ -520,6 +520,65 @@ impl Record for InvitationRecord {
             invited_by: i.invited_by,
             created_at: i.created_at,
             expires_at: i.expires_at,
+        }
+    }
+}
+
+/// `passkeys_v1` values.
+#[derive(Serialize, Deserialize)]
+pub enum PasskeyRecord {
+    /// Since passkeys were added.
+    V1(PasskeyV1),
+}
+
+/// A passkey as first stored.
+#[derive(Serialize, Deserialize)]
+pub struct PasskeyV1 {
+    id: Uuid,
+    user_id: Uuid,
+    credential_id: Vec<u8>,
+    user_handle: Vec<u8>,
+    name: String,
+    public_key: Vec<u8>,
+    state: [u8; 7],
+    transports: u8,
+    backed_up: bool,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl Record for PasskeyRecord {
+    type Value = Passkey;
+    const NAME: &'static str = "passkey";
+    fn new(p: &Passkey) -> Self {
+        Self::V1(PasskeyV1 {
+            id: p.id,
+            user_id: p.user_id,
+            credential_id: p.credential_id.clone(),
+            user_handle: p.user_handle.clone(),
+            name: p.name.clone(),
+            public_key: p.public_key.clone(),
+            state: p.state,
+            transports: p.transports,
+            backed_up: p.backed_up,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
+        })
+    }
+    fn into_value(self) -> Passkey {
+        let Self::V1(p) = self;
+        Passkey {
+            id: p.id,
+            user_id: p.user_id,
+            credential_id: p.credential_id,
+            user_handle: p.user_handle,
+            name: p.name,
+            public_key: p.public_key,
+            state: p.state,
+            transports: p.transports,
+            backed_up: p.backed_up,
+            created_at: p.created_at,
+            last_used_at: p.last_used_at,
         }
     }
 }

@@ -71,6 +71,13 @@ pub const INVITATIONS: TableDefinition<'_, [u8; 32], &[u8]> =
 /// `recipient address (lower case) → (hour start, messages)`: the per-recipient mail cap.
 pub const MAIL_CAPS: TableDefinition<'_, &str, (i64, u32)> = TableDefinition::new("mail_caps_v1");
 
+/// `credential id → PasskeyRecord`: one point read finds the passkey an assertion names (and
+/// keeps credential ids unique across accounts).
+pub const PASSKEYS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("passkeys_v1");
+/// `(user id, passkey id) → credential id`: an account's passkeys.
+pub const USER_PASSKEYS: TableDefinition<'_, (u128, u128), &[u8]> =
+    TableDefinition::new("user_passkeys_v1");
+
 /// Calls `$m!($($arg,)* TABLE, TABLE, …)` with every table above: the one list that backup,
 /// restore and the completeness check derive from, so that a table added here is copied
 /// without a second list to keep.
@@ -79,7 +86,8 @@ macro_rules! with_every_table {
         $m!($($arg,)* META, USERS, USERS_BY_EMAIL, SESSIONS, USER_SESSIONS, API_KEYS,
             API_KEY_IDS, USER_API_KEYS, EVENTS, OAUTH_PROVIDERS, OAUTH_PROVIDER_SLUGS,
             OAUTH_LINKS, USER_OAUTH_LINKS, OAUTH_STATES, ADMINS, DEVICES, LOCKOUTS,
-            PENDING_SIGN_INS, USER_PREFS, OUTBOX, EMAIL_TOKENS, MAIL_CAPS, INVITATIONS)
+            PENDING_SIGN_INS, USER_PREFS, OUTBOX, EMAIL_TOKENS, MAIL_CAPS, INVITATIONS, PASSKEYS,
+            USER_PASSKEYS)
     };
 }
 pub(crate) use with_every_table;
