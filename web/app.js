@@ -102,14 +102,40 @@ const SSO_ERRORS = {
   provider_error: 'The identity provider reported an error.',
 };
 
+// Passkeys: the server's options in, `PublicKeyCredential.toJSON()` out (WebAuthn Level 3,
+// in current browsers); `null` and a message when the browser or the person says no.
+function passkeysSupported() {
+  return window.PublicKeyCredential && PublicKeyCredential.parseRequestOptionsFromJSON && PublicKeyCredential.parseCreationOptionsFromJSON;
+}
+async function passkeyAssertion(started, out) {
+  try {
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(started.options);
+    const cred = await navigator.credentials.get({ publicKey });
+    return cred.toJSON();
+  } catch (e) {
+    out.append(msg(e && e.name === 'NotAllowedError' ? 'The passkey prompt was closed or timed out.' : `Passkey failed: ${e && e.message}`));
+    return null;
+  }
+}
+
 async function pageLogin() {
   const params = new URLSearchParams(location.search);
   const out = h('div', { id: 'login-msg', 'aria-live': 'polite' });
   if (params.get('error')) out.append(msg(SSO_ERRORS[params.get('error')] || 'Sign-in failed.'));
-  let pending = null;
+  // The second step, after a password (or an identity provider's sign-in).
+  let pendingToken = null;
+  const passkeyStep = h('div', { id: 'passkey-step', class: 'hidden' },
+    h('button', { type: 'button', id: 'use-passkey', onclick: async () => {
+      out.replaceChildren();
+      const s = await api('POST', '/api/v1/auth/login/passkey/start', { pending_token: pendingToken });
+      if (!s.ok) { out.append(msg(errorText(s))); return; }
+      const credential = await passkeyAssertion(s.json.data, out);
+      if (!credential) return;
+      done(await api('POST', '/api/v1/auth/login/passkey/finish', { pending_token: pendingToken, ceremony: s.json.data.ceremony, credential }));
+    } }, 'Use a passkey'));
   const codeStep = h('form', { id: 'code-form', class: 'hidden', onsubmit: async e => {
     e.preventDefault();
-    await submit({ ...pending, two_factor_code: e.target.elements.code.value.trim() });
+    await submit({ pending_token: pendingToken, two_factor_code: e.target.elements.code.value.trim() });
   } },
   h('p', {}, 'Enter the 6-digit code from your authenticator app, or a recovery code.'),
   ...field('Authentication code', { name: 'code', type: 'text', autocomplete: 'one-time-code', inputmode: 'text', required: true }),
@@ -117,32 +143,58 @@ async function pageLogin() {
   const pwStep = h('form', { id: 'login-form', onsubmit: async e => {
     e.preventDefault();
     const d = formData(e.target);
-    pending = { email: d.email, password: d.password };
-    await submit(pending);
+    await submit({ email: d.email, password: d.password });
   } },
-  ...field('Email', { name: 'email', type: 'email', autocomplete: 'username', required: true }),
+  ...field('Email', { name: 'email', type: 'email', autocomplete: 'username webauthn', required: true }),
   ...field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
   h('button', { type: 'submit' }, 'Sign in'));
+  const passkeyLogin = h('p', { id: 'passkey-login', class: 'hidden' },
+    h('button', { type: 'button', class: 'secondary', id: 'passkey-signin', onclick: async () => {
+      out.replaceChildren();
+      const s = await api('POST', '/api/v1/auth/passkey/start');
+      if (!s.ok) { out.append(msg(errorText(s))); return; }
+      const credential = await passkeyAssertion(s.json.data, out);
+      if (!credential) return;
+      done(await api('POST', '/api/v1/auth/passkey/finish', { ceremony: s.json.data.ceremony, credential }));
+    } }, 'Sign in with a passkey'));
+
+  function secondStep(token, methods) {
+    pendingToken = token;
+    pwStep.classList.add('hidden'); passkeyLogin.classList.add('hidden');
+    if (methods.includes('passkey') && passkeysSupported()) passkeyStep.classList.remove('hidden');
+    if (methods.includes('totp')) { codeStep.classList.remove('hidden'); codeStep.elements.code.focus(); }
+  }
+
+  function done(r) {
+    if (r.ok) { go(r.json.data.two_factor_setup_required ? '/account#2fa' : '/account'); return; }
+    if (r.status === 403) out.append(msg('This account is disabled. Contact your administrator.'));
+    else if (r.status === 401) out.append(msg(pendingToken ? 'That did not work (a wrong or used code, or another passkey).' : 'Invalid email or password, or an unknown passkey.'));
+    else out.append(msg(errorText(r)));
+  }
 
   async function submit(body) {
     out.replaceChildren();
     const r = await api('POST', '/api/v1/auth/login', body);
-    if (r.ok) { go(r.json.data.two_factor_setup_required ? '/account#2fa' : '/account'); return; }
     if (r.status === 401 && r.json && r.json.data && r.json.data.requires_2fa) {
-      pwStep.classList.add('hidden'); codeStep.classList.remove('hidden');
-      codeStep.elements.code.focus();
+      secondStep(r.json.data.pending_token, r.json.data.methods || ['totp']);
       return;
     }
-    if (r.status === 403) out.append(msg('This account is disabled. Contact your administrator.'));
-    else if (r.status === 401) out.append(msg(body.two_factor_code ? 'That code is not valid (or was already used).' : 'Invalid email or password.'));
-    else out.append(msg(errorText(r)));
+    done(r);
   }
 
   const sso = h('div', { id: 'sso' });
   const reg = h('p', { id: 'register-link' });
-  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Sign in'), out, pwStep, codeStep, sso, reg));
-  pwStep.elements.email.focus();
+  show($app(), h('section', { class: 'card' }, h('h1', {}, 'Sign in'), out, pwStep, codeStep, passkeyStep, passkeyLogin, sso, reg));
+  // An identity provider's sign-in that still needs this account's second factor.
+  const frag = new URLSearchParams(location.hash.slice(1));
+  if (params.get('requires_2fa') && frag.get('pending_token')) {
+    secondStep(frag.get('pending_token'), (params.get('methods') || 'totp').split(','));
+    history.replaceState(null, '', location.pathname);
+  } else {
+    pwStep.elements.email.focus();
+  }
   const [st, prov] = await Promise.all([api('GET', '/api/v1/auth/registration-status'), api('GET', '/api/v1/auth/oauth/providers')]);
+  if (st.ok && st.json.data.passkeys_enabled && passkeysSupported() && !pendingToken) passkeyLogin.classList.remove('hidden');
   if (st.ok && st.json.data.registration_enabled) reg.append('No account? ', h('a', { href: '/register' }, 'Create one'));
   if (st.ok && st.json.data.password_reset_enabled) reg.append(' ', h('a', { id: 'forgot-link', href: '/auth/forgot-password' }, 'Forgot your password?'));
   if (prov.ok && prov.json.data.providers.length) {
@@ -275,7 +327,7 @@ async function pageAccount() {
   show($app(), h('div', {},
     h('h1', {}, `Hello, ${me.name}`),
     banner, verify,
-    profileSection(mailOn), passwordSection(), twoFactorSection(), sessionsSection(), keysSection(), ssoSection()));
+    profileSection(mailOn), passwordSection(), twoFactorSection(), passkeysSection(st.ok && st.json.data.passkeys_enabled), sessionsSection(), keysSection(), ssoSection()));
   if (location.hash === '#2fa') document.getElementById('twofa').scrollIntoView();
 }
 
@@ -357,6 +409,57 @@ function twoFactorSection() {
         verify));
       verify.elements.code.focus();
     } }, 'Set up 2FA'));
+  return sec;
+}
+
+function passkeysSection(enabled) {
+  const sec = h('section', { id: 'passkeys' }, h('h2', {}, 'Passkeys'));
+  if (!enabled || !passkeysSupported()) {
+    sec.append(h('p', { class: 'muted' }, enabled ? 'This browser cannot use passkeys.' : 'Passkeys are not available on this server (it needs an https:// web_url).'));
+    return sec;
+  }
+  const out = h('div', { id: 'passkey-msg', 'aria-live': 'polite' });
+  const list = h('div', { class: 'table-wrap' });
+  const form = h('form', { id: 'passkey-form', class: 'row', onsubmit: async e => {
+    e.preventDefault(); out.replaceChildren();
+    const name = e.target.elements.name.value.trim();
+    const s = await api('POST', '/api/v1/users/me/passkeys/register/start', {});
+    if (!s.ok) { out.append(msg(errorText(s))); return; }
+    let credential;
+    try {
+      const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(s.json.data.options);
+      credential = (await navigator.credentials.create({ publicKey })).toJSON();
+    } catch (err) {
+      out.append(msg(err && err.name === 'InvalidStateError' ? 'This authenticator already holds a passkey for your account.'
+        : err && err.name === 'NotAllowedError' ? 'The passkey was not created (the prompt was closed or timed out).' : `The passkey was not created: ${err && err.name}: ${err && err.message}`));
+      return;
+    }
+    const r = await api('POST', '/api/v1/users/me/passkeys/register/finish', { name, ceremony: s.json.data.ceremony, credential });
+    if (r.ok) { out.append(msg(`Passkey “${r.json.data.name}” added.`, 'ok')); e.target.reset(); load(); } else out.append(msg(errorText(r)));
+  } },
+  h('div', {}, ...field('Name for a new passkey', { name: 'name', type: 'text', maxlength: 64, placeholder: 'Laptop, phone…' })),
+  h('button', { type: 'submit' }, 'Add a passkey'));
+  async function load() {
+    const r = await api('GET', '/api/v1/users/me/passkeys');
+    if (!r.ok) { list.replaceChildren(msg(errorText(r))); return; }
+    list.replaceChildren(r.json.data.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Added'), h('th', {}, 'Last used'), h('th', {}, 'Synced'), h('th', {}, ''))),
+      h('tbody', {}, ...r.json.data.map(p => h('tr', { 'data-passkey': p.name },
+        h('td', {}, p.name), h('td', {}, fmt(p.created_at)), h('td', {}, fmt(p.last_used_at)), h('td', {}, p.backed_up ? 'yes' : 'no'),
+        h('td', {},
+          h('button', { class: 'secondary', onclick: async () => {
+            const name = prompt('New name for this passkey', p.name);
+            if (name === null) return;
+            const u = await api('PUT', `/api/v1/users/me/passkeys/${p.id}`, { name });
+            out.replaceChildren(u.ok ? msg('Renamed.', 'ok') : msg(errorText(u))); load();
+          } }, 'Rename'),
+          h('button', { class: 'danger', onclick: async () => {
+            if (!confirm(`Remove the passkey “${p.name}”?`)) return;
+            const d = await api('DELETE', `/api/v1/users/me/passkeys/${p.id}`);
+            out.replaceChildren(d.ok ? msg('Passkey removed.', 'ok') : msg(errorText(d))); load();
+          } }, 'Remove')))))) : h('p', { class: 'muted' }, 'No passkeys yet. A passkey signs you in without a password and counts as two-factor authentication.'));
+  }
+  load();
+  sec.append(out, form, list);
   return sec;
 }
 

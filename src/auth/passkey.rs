@@ -11,11 +11,12 @@
 
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::AuthenticationVerificationOptions;
+use webauthn_rp::request::register::CredProtect;
 use webauthn_rp::request::register::{
     Nickname, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64,
     Username,
 };
-use webauthn_rp::request::{AsciiDomain, PublicKeyCredentialDescriptor, RpId};
+use webauthn_rp::request::{AsciiDomain, ExtensionInfo, PublicKeyCredentialDescriptor, RpId};
 use webauthn_rp::response::auth::error::AuthCeremonyErr;
 use webauthn_rp::response::register::{DynamicState, StaticState};
 use webauthn_rp::response::{AuthTransports, Backup, CredentialId};
@@ -249,10 +250,16 @@ impl RelyingParty {
                     .map_err(|_| internal("stored transports"))?,
             });
         }
-        let (server, client) =
-            PublicKeyCredentialCreationOptions::passkey(&self.rp_id, entity, excluded)
-                .start_ceremony()
-                .map_err(|e| internal(&format!("creation options: {e}")))?;
+        let mut options =
+            PublicKeyCredentialCreationOptions::passkey(&self.rp_id, entity, excluded);
+        // credProtect asked for, not enforced: an authenticator without the extension (Chrome's
+        // own among them) would otherwise refuse to create the passkey at all. Every sign-in
+        // requires user verification regardless.
+        options.extensions.cred_protect =
+            CredProtect::UserVerificationRequired(ExtensionInfo::AllowDontEnforceValue);
+        let (server, client) = options
+            .start_ceremony()
+            .map_err(|e| internal(&format!("creation options: {e}")))?;
         let options = serde_json::to_value(&client).map_err(|e| internal(&e.to_string()))?;
         let state = server.encode().map_err(|e| internal(&format!("{e:?}")))?;
         seal(sealer, Purpose::Register, binding, &state, now, options)

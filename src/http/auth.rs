@@ -97,6 +97,8 @@ pub fn probe(state: &AppState, route: Probe) -> Result<Resp> {
                 "email_verification_required": state.email_verification_required(),
                 // Whether a relay is configured: the flows that need mail are off without.
                 "email_enabled": state.cfg.mail_enabled(),
+                // WebAuthn needs a secure web_url (https, or http://localhost).
+                "passkeys_enabled": state.passkeys.is_ok(),
             }),
         )),
         Probe::OpenApi if state.cfg.openapi_docs => Ok(response::ok_raw(

@@ -93,6 +93,7 @@ async fn register_validates_and_never_escalates() {
         (
             StatusCode::OK,
             &json!({"registration_enabled": true, "password_reset_enabled": false,
+                    "email_enabled": false, "passkeys_enabled": false,
                     "email_verification_required": false})
         )
     );

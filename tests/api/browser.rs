@@ -237,3 +237,54 @@ async fn pages_are_served_with_a_strict_policy() {
         401
     );
 }
+
+/// Passkeys in Chromium with a virtual authenticator: add one on the account page, sign in
+/// with it alone and as the second factor after the password, a replay and another browser
+/// refused, remove it. WebAuthn needs a secure context: the dashboard is on localhost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_in_chromium() {
+    ensure_browser();
+    let s = TestServer::start_with_url(|c, url| {
+        c.web_url = Some(url.replace("127.0.0.1", "localhost"));
+    })
+    .await;
+    let base = s.url.replace("127.0.0.1", "localhost");
+    let out_dir = run_script("passkeys.mjs", &base, vec![]).await;
+    for shot in ["passkeys", "login-passkey", "login-second-factor-passkey"] {
+        assert!(out_dir.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+    // Every attempt is in the audit log.
+    let admin = s.admin().await;
+    let (_, v) = s.get("/api/v1/admin/events?size=100", Some(&admin)).await;
+    let kinds: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for k in [
+        "passkey.added",
+        "passkey.removed",
+        "passkey.reset",
+        "login.failure",
+        "login.success",
+    ] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    // The script left one passkey ("Tablet"): the host command removes it while the server
+    // runs (through its control socket).
+    let dir = s.dir.path().to_owned();
+    let out = crate::host::posta(
+        &dir,
+        &[
+            "admin",
+            "remove-passkeys",
+            "--email",
+            "passkey.user@example.com",
+        ],
+        None,
+    )
+    .await;
+    let text = crate::host::stdout(&out);
+    assert!(text.contains("1 passkey(s) removed"), "{text}");
+}

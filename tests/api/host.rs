@@ -14,7 +14,7 @@ use crate::mfa::enrol;
 const NEW_PASSWORD: &str = "quartz-lantern-93-fjord";
 
 /// Run `posta args…` on `dir` off the runtime (the server may be answering in this process).
-async fn posta(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+pub async fn posta(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     let (dir, args, stdin): (PathBuf, Vec<String>, Option<String>) = (
         dir.to_owned(),
         args.iter().map(|a| (*a).to_owned()).collect(),
@@ -44,7 +44,7 @@ async fn posta(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
     .unwrap()
 }
 
-fn stdout(o: &Output) -> String {
+pub fn stdout(o: &Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -723,7 +723,10 @@ async fn sso_keeps_the_local_second_factor() {
     let (secret, _) = crate::mfa::enrol(&e.s, &token).await;
     let stop = e.sso("zoe").await;
     let loc = stop.location.clone().unwrap();
-    let prefix = format!("{}/login?requires_2fa=true#pending_token=", e.s.url);
+    let prefix = format!(
+        "{}/login?requires_2fa=true&methods=totp,recovery_code#pending_token=",
+        e.s.url
+    );
     assert!(loc.starts_with(&prefix), "{loc}");
     assert!(
         !stop
