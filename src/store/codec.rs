@@ -427,6 +427,25 @@ mod tests {
         },
         "0010000000000000000000000000000000090f6e6f61406578616d706c652e636f6d0101034e6f61011000000000000000000000000000000001fc00e2a7cafc0057baca"
     );
+    golden!(
+        golden_passkey_v1,
+        encode_passkey,
+        decode_passkey,
+        Passkey {
+            id: id(5),
+            user_id: id(2),
+            credential_id: vec![0xc1, 0xc2],
+            user_handle: vec![0x5a; 4],
+            name: "Laptop".into(),
+            public_key: vec![1, 2, 3],
+            state: [1, 2, 3, 0, 0, 0, 0],
+            transports: 16,
+            backed_up: true,
+            created_at: 1_700_000_000,
+            last_used_at: Some(1_700_000_100),
+        },
+        "001000000000000000000000000000000005100000000000000000000000000000000202c1c2045a5a5a5a064c6170746f7003010203010203000000001001fc00e2a7ca01fcc8e2a7ca"
+    );
     fn state(link_for: Option<(Uuid, Uuid)>) -> OauthState {
         OauthState {
             provider_id: id(4),

@@ -15,6 +15,7 @@ mod mail;
 mod mfa;
 mod ops;
 mod packaging;
+mod passkeys;
 mod process;
 mod sso;
 mod store;
