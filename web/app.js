@@ -628,6 +628,7 @@ function usersSection() {
         h('td', {},
           h('button', { class: 'secondary', onclick: () => act('PUT', `/api/v1/admin/users/${u.id}`, { active: !u.active }, u.active ? 'User disabled.' : 'User enabled.') }, u.active ? 'Disable' : 'Enable'),
           u.two_factor_enabled ? h('button', { class: 'secondary', onclick: () => act('DELETE', `/api/v1/admin/users/${u.id}/2fa`, undefined, '2FA turned off.') }, 'Reset 2FA') : null,
+          h('button', { class: 'secondary', onclick: () => { if (confirm(`Remove every passkey of ${u.email} (a lost device)?`)) act('DELETE', `/api/v1/admin/users/${u.id}/passkeys`, undefined, 'Passkeys removed.'); } }, 'Remove passkeys'),
           h('button', { class: 'secondary', onclick: () => act('POST', `/api/v1/admin/users/${u.id}/revoke-sessions`, undefined, 'Sessions ended.') }, 'End sessions'),
           h('button', { class: 'secondary', onclick: async () => {
             const r = await api('POST', `/api/v1/admin/users/${u.id}/reset-link`);
