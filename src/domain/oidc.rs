@@ -912,9 +912,13 @@ pub async fn unlink(
                 .find(|l| l.provider_id == provider_id)
                 .cloned()
                 .ok_or(Error::NotFound("link"))?;
-            if u.password_hash.is_none() && all.len() <= 1 {
+            // A passkey signs in on its own: it is a way in as good as a password.
+            if u.password_hash.is_none()
+                && all.len() <= 1
+                && store::passkey::count_of(tx, uid)? == 0
+            {
                 return Err(Error::BadRequest(
-                    "this is your only way to sign in: set a password or link another provider first".into(),
+                    "this is your only way to sign in: set a password, add a passkey or link another provider first".into(),
                 ));
             }
             // Every row of this user and provider goes, listed or not.

@@ -94,3 +94,49 @@ pub fn remove_all_of(tx: &WriteTransaction, user: Uuid) -> Result<usize> {
     }
     Ok(ids.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn passkey(user: Uuid, cred: &[u8]) -> Passkey {
+        Passkey {
+            id: Uuid::new_v4(),
+            user_id: user,
+            credential_id: cred.to_vec(),
+            user_handle: vec![1; 64],
+            name: "k".into(),
+            public_key: vec![1],
+            state: [0; 7],
+            transports: 0,
+            backed_up: false,
+            created_at: 1,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn credential_ids_are_unique_across_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("posta.redb")).unwrap();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        store
+            .write_blocking(|tx| insert(tx, &passkey(a, b"cred-1")))
+            .unwrap();
+        let again = store.write_blocking(|tx| insert(tx, &passkey(b, b"cred-1")));
+        assert!(matches!(again, Err(Error::Conflict(_))), "{again:?}");
+        store
+            .write_blocking(|tx| insert(tx, &passkey(a, b"cred-2")))
+            .unwrap();
+        assert_eq!(store.read(|tx| count_of(tx, a)).unwrap(), 2);
+        assert_eq!(store.read(|tx| count_of(tx, b)).unwrap(), 0);
+        assert_eq!(store.write_blocking(|tx| remove_all_of(tx, a)).unwrap(), 2);
+        assert!(
+            store
+                .read(|tx| by_credential(tx, b"cred-1"))
+                .unwrap()
+                .is_none()
+        );
+    }
+}
