@@ -612,23 +612,24 @@ mod tests {
         Sealer::new([3; 32])
     }
 
+    /// A registration ceremony started for `soft`'s account, and opened as its finish would.
+    fn start_reg(rp: &RelyingParty, s: &Sealer, soft: &Soft) -> (Started, Ceremony) {
+        let account = Account {
+            handle: soft.handle,
+            email: "ada@example.com",
+            name: "Ada",
+        };
+        let started = rp
+            .start_registration(s, b"sid", &account, &[], 1_000)
+            .unwrap();
+        let c = open(s, Purpose::Register, b"sid", &started.ceremony, 1_010).unwrap();
+        (started, c)
+    }
+
     /// Register `soft` through a whole ceremony; the stored credential.
     fn registered(rp: &RelyingParty, soft: &Soft) -> NewCredential {
         let s = sealer();
-        let started = rp
-            .start_registration(
-                &s,
-                b"sid",
-                &Account {
-                    handle: soft.handle,
-                    email: "ada@example.com",
-                    name: "Ada",
-                },
-                &[],
-                1_000,
-            )
-            .unwrap();
-        let c = open(&s, Purpose::Register, b"sid", &started.ceremony, 1_010).unwrap();
+        let (started, c) = start_reg(rp, &s, soft);
         rp.finish_registration(&c, &soft.register(&started.options))
             .unwrap()
     }
@@ -703,20 +704,7 @@ mod tests {
         let mut soft = Soft::new();
         soft.origin = "https://evil.example".into();
         let s = sealer();
-        let started = rp
-            .start_registration(
-                &s,
-                b"sid",
-                &Account {
-                    handle: soft.handle,
-                    email: "a@example.com",
-                    name: "A",
-                },
-                &[],
-                0,
-            )
-            .unwrap();
-        let c = open(&s, Purpose::Register, b"sid", &started.ceremony, 1).unwrap();
+        let (started, c) = start_reg(&rp, &s, &soft);
         assert!(
             rp.finish_registration(&c, &soft.register(&started.options))
                 .is_err()
@@ -737,20 +725,7 @@ mod tests {
         let mut soft = Soft::new();
         soft.rp_id = "example.org".into();
         let s = sealer();
-        let started = rp
-            .start_registration(
-                &s,
-                b"sid",
-                &Account {
-                    handle: soft.handle,
-                    email: "a@example.com",
-                    name: "A",
-                },
-                &[],
-                0,
-            )
-            .unwrap();
-        let c = open(&s, Purpose::Register, b"sid", &started.ceremony, 1).unwrap();
+        let (started, c) = start_reg(&rp, &s, &soft);
         assert!(
             rp.finish_registration(&c, &soft.register(&started.options))
                 .is_err()
@@ -819,20 +794,7 @@ mod tests {
         let mut soft = Soft::new();
         let s = sealer();
         // Registered as device-bound (no backup flags) with a counter.
-        let started = rp
-            .start_registration(
-                &s,
-                b"sid",
-                &Account {
-                    handle: soft.handle,
-                    email: "a@example.com",
-                    name: "A",
-                },
-                &[],
-                0,
-            )
-            .unwrap();
-        let c = open(&s, Purpose::Register, b"sid", &started.ceremony, 1).unwrap();
+        let (started, c) = start_reg(&rp, &s, &soft);
         let mut reg: Value = serde_json::from_slice(&soft.register(&started.options)).unwrap();
         let ao = soft.auth_data(DEVICE_BOUND | 0x40, true);
         let mut obj = head(5, 3);

@@ -365,6 +365,8 @@ async fn finish(
     );
     let proofs = proof::of(state);
     let attempt = proofs.reserve(&account, client, false, now).await?;
+    // How the pending sign-in's first step went (`password`, `sso:<slug>`).
+    let mut first_step = String::new();
     // (kind, reason) of a refusal, for the audit log.
     let refuse = |reason: &str| ("login.failure", reason.to_owned());
     let checked = match &found {
@@ -372,11 +374,14 @@ async fn finish(
         Some((p, u)) => {
             let pending_ok = match &goal {
                 Goal::SignIn => true,
-                Goal::SecondFactor(h) => state.store.read(|tx| {
-                    Ok(store::pending::get(tx, h)?.is_some_and(|pd| {
+                Goal::SecondFactor(h) => {
+                    let pd = state.store.read(|tx| store::pending::get(tx, h))?;
+                    pd.filter(|pd| {
                         pd.user_id == u.id && pd.expires_at > now && pd.ip == client.ip.to_string()
-                    }))
-                })?,
+                    })
+                    .map(|pd| first_step = pd.method)
+                    .is_some()
+                }
             };
             if !pending_ok {
                 Err(refuse(
@@ -417,24 +422,14 @@ async fn finish(
         return Err(Error::InvalidCredentials);
     };
     if !u.active {
-        Proofs::passed(attempt);
-        proofs
-            .record(
-                "login.failure",
-                Some(u.id),
-                &account,
-                "account disabled",
-                client,
-                None,
-                now,
-            )
-            .await?;
-        return Err(Error::Forbidden("account disabled".into()));
+        return Err(proofs
+            .refuse_disabled(attempt, u.id, &account, client, now)
+            .await);
     }
     let (st, cl, cred) = (state.clone(), client.clone(), p.credential_id.clone());
     let how = match goal {
-        Goal::SignIn => "passkey",
-        Goal::SecondFactor(_) => "password+passkey",
+        Goal::SignIn => "passkey".to_owned(),
+        Goal::SecondFactor(_) => format!("{first_step}+passkey"),
     };
     let res = state
         .store
@@ -459,7 +454,7 @@ async fn finish(
             if !u.active {
                 return Ok(None);
             }
-            session::complete_sign_in(&st, tx, u, &cl, now, how, false).map(Some)
+            session::complete_sign_in(&st, tx, u, &cl, now, &how, false).map(Some)
         })
         .await?;
     match res {

@@ -107,6 +107,34 @@ impl<'a> Proofs<'a> {
         }
     }
 
+    /// The proof was right but the account is disabled: the slot goes back, the refusal is
+    /// audited, and the answer is the error to return.
+    pub async fn refuse_disabled(
+        &self,
+        attempt: Option<Attempt<'_>>,
+        user: Uuid,
+        account: &str,
+        client: &ClientInfo,
+        now: i64,
+    ) -> Error {
+        Self::passed(attempt);
+        let recorded = self
+            .record(
+                "login.failure",
+                Some(user),
+                account,
+                "account disabled",
+                client,
+                None,
+                now,
+            )
+            .await;
+        match recorded {
+            Ok(()) => Error::Forbidden("account disabled".into()),
+            Err(e) => e,
+        }
+    }
+
     /// Settle a wrong proof as a failure (the slot stays taken), and audit it as `kind`; an
     /// account that reached its ceiling is persisted in the same transaction.
     #[allow(clippy::too_many_arguments)]

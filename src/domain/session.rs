@@ -259,19 +259,9 @@ pub async fn login(
         }
     };
     if !u.active {
-        Proofs::passed(attempt);
-        proofs
-            .record(
-                "login.failure",
-                Some(u.id),
-                &account,
-                "account disabled",
-                client,
-                None,
-                now,
-            )
-            .await?;
-        return Err(Error::Forbidden("account disabled".into()));
+        return Err(proofs
+            .refuse_disabled(attempt, u.id, &account, client, now)
+            .await);
     }
     // A code in the request completes a TOTP account at once; a passkey account always takes
     // the second step (its factor cannot ride in this request).
