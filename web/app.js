@@ -423,7 +423,13 @@ function passkeysSection(enabled) {
   const form = h('form', { id: 'passkey-form', class: 'row', onsubmit: async e => {
     e.preventDefault(); out.replaceChildren();
     const name = e.target.elements.name.value.trim();
-    const s = await api('POST', '/api/v1/users/me/passkeys/register/start', {});
+    let s = await api('POST', '/api/v1/users/me/passkeys/register/start', {});
+    // An older session proves itself again first, as for the other sensitive changes.
+    if (s.status === 403 && s.json && s.json.error && s.json.error.code === 'REAUTH_REQUIRED' && me.auth_methods.includes('password')) {
+      const current_password = prompt('Confirm with your current password to add a passkey');
+      if (current_password === null) return;
+      s = await api('POST', '/api/v1/users/me/passkeys/register/start', { current_password });
+    }
     if (!s.ok) { out.append(msg(errorText(s))); return; }
     let credential;
     try {
