@@ -163,13 +163,8 @@ pub async fn reset_password(
         .read(|tx| store::user::get(tx, id))?
         .ok_or(Error::NotFound("user"))?;
     let hash = user::hash_checked_password(state, &u, password).await?;
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     state
         .store
         .write(move |tx| {

@@ -16,13 +16,8 @@ use super::{Actor, Caller, ClientInfo, audit, reauth};
 /// it is (the earlier date stands). The last active admin cannot be scheduled.
 async fn schedule(state: &AppState, actor: Actor<'_>, id: Uuid) -> Result<User> {
     let grace = i64::from(state.settings().account_deletion_grace_days) * 86_400;
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     state
         .store
         .write(move |tx| {
@@ -73,13 +68,8 @@ pub async fn schedule_by_admin(state: &AppState, actor: Actor<'_>, id: Uuid) -> 
 
 /// `POST /admin/users/{id}/cancel-deletion`: reactivate a scheduled account.
 pub async fn cancel(state: &AppState, actor: Actor<'_>, id: Uuid) -> Result<User> {
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     state
         .store
         .write(move |tx| {
@@ -109,13 +99,8 @@ pub async fn force(state: &AppState, actor: Actor<'_>, id: Uuid) -> Result<()> {
             "you cannot delete your own account".into(),
         ));
     }
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     state
         .store
         .write(move |tx| {

@@ -375,13 +375,8 @@ pub async fn admin_reset_link(
     actor: super::Actor<'_>,
     id: Uuid,
 ) -> Result<(String, i64)> {
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     let token = state
         .store
         .write(move |tx| {

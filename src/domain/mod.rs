@@ -124,6 +124,12 @@ impl Actor<'_> {
             Actor::Host => " (host command)",
         }
     }
+    /// The acting user, the client and the origin note, owned: what an administrative write
+    /// carries into its transaction for the audit log.
+    #[must_use]
+    pub fn owned(&self) -> (Option<Uuid>, Option<ClientInfo>, &'static str) {
+        (self.id(), self.client(), self.origin())
+    }
 }
 
 /// One page of a list.

@@ -233,13 +233,8 @@ pub async fn remove(
 /// `DELETE /admin/users/{id}/passkeys` and `posta admin remove-passkeys` (a lost device):
 /// every passkey of the account goes; how many.
 pub async fn admin_remove_all(state: &AppState, actor: Actor<'_>, id: Uuid) -> Result<usize> {
-    let (st, cl, aid, origin, now) = (
-        state.clone(),
-        actor.client(),
-        actor.id(),
-        actor.origin(),
-        state.now(),
-    );
+    let (aid, cl, origin) = actor.owned();
+    let (st, now) = (state.clone(), state.now());
     state
         .store
         .write(move |tx| {
