@@ -364,9 +364,18 @@ pub struct Spent {
 /// Live spent ceremonies kept at most (each lives five minutes).
 pub const SPENT_MAX: usize = 100_000;
 
+/// Why a ceremony could not be spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotSpent {
+    /// It was already used: a replay.
+    Replay,
+    /// The set is full of live ceremonies (a flood): try again in a few minutes.
+    Full,
+}
+
 impl Spent {
-    /// Mark `c` spent; `false` when it already was (a replay) or the set is full.
-    pub fn spend(&self, c: &Ceremony, now: i64) -> bool {
+    /// Mark `c` spent.
+    pub fn spend(&self, c: &Ceremony, now: i64) -> Result<(), NotSpent> {
         let mut m = self
             .map
             .lock()
@@ -374,10 +383,13 @@ impl Spent {
         if m.len() >= SPENT_MAX {
             m.retain(|_, exp| *exp > now);
             if m.len() >= SPENT_MAX {
-                return false;
+                return Err(NotSpent::Full);
             }
         }
-        m.insert(c.nonce, c.expires_at).is_none()
+        match m.insert(c.nonce, c.expires_at) {
+            None => Ok(()),
+            Some(_) => Err(NotSpent::Replay),
+        }
     }
 }
 
@@ -879,9 +891,9 @@ mod tests {
             .unwrap();
         let spent = Spent::default();
         let c = open(&s, Purpose::SignIn, b"", &started.ceremony, 1).unwrap();
-        assert!(spent.spend(&c, 1));
+        assert_eq!(spent.spend(&c, 1), Ok(()));
         let again = open(&s, Purpose::SignIn, b"", &started.ceremony, 2).unwrap();
-        assert!(!spent.spend(&again, 2), "a replay is refused");
+        assert_eq!(spent.spend(&again, 2), Err(NotSpent::Replay));
     }
 
     #[test]

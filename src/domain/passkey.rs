@@ -62,13 +62,15 @@ fn session_binding(caller: &Caller) -> Result<Vec<u8>> {
 
 /// Mark a ceremony used; a second use (or a full set) is refused before anything is checked.
 fn spend(state: &AppState, c: &rp::Ceremony) -> Result<()> {
-    if state.spent_ceremonies.spend(c, state.now()) {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(
-            "this passkey ceremony was already used: start again".into(),
-        ))
-    }
+    state
+        .spent_ceremonies
+        .spend(c, state.now())
+        .map_err(|why| match why {
+            rp::NotSpent::Replay => {
+                Error::BadRequest("this passkey ceremony was already used: start again".into())
+            }
+            rp::NotSpent::Full => Error::Unavailable,
+        })
 }
 
 /// `POST /users/me/passkeys/register/start`: creation options, with a recent proof.
