@@ -39,6 +39,8 @@ pub enum Grant {
         id: Uuid,
         /// Slugs of the identity providers linked to the user (the profile shows them).
         linked_providers: Arc<[String]>,
+        /// The user has a passkey (a second factor for `two_factor_required`).
+        has_passkey: bool,
     },
     /// An API key that was neither revoked nor expired.
     ApiKey {
@@ -208,6 +210,7 @@ mod tests {
             grant: Grant::Session {
                 id: Uuid::new_v4(),
                 linked_providers: Arc::from([]),
+                has_passkey: false,
             },
             valid_until: 100,
             id: VerificationId::new(),

@@ -467,16 +467,18 @@ fn verify_token(state: &AppState, bearer: &str, now: i64) -> Result<Verified> {
                 linked.push(p.slug);
             }
         }
-        Ok(Some((session, user, linked)))
+        let has_passkey = store::passkey::count_of(tx, uid)? > 0;
+        Ok(Some((session, user, linked, has_passkey)))
     })?;
-    let (session, user, linked) = found
-        .filter(|(_, u, _)| u.active)
+    let (session, user, linked, has_passkey) = found
+        .filter(|(_, u, _, _)| u.active)
         .ok_or(Error::Unauthorized)?;
     Ok(Verified {
         user: Arc::new(user),
         grant: Grant::Session {
             id: sid,
             linked_providers: linked.into(),
+            has_passkey,
         },
         valid_until: claims.exp.min(session.expires_at),
         id: VerificationId::new(),
@@ -493,16 +495,12 @@ fn admit(state: &AppState, v: Verified, client: &ClientInfo, now: i64) -> Result
         Grant::Session {
             id,
             linked_providers,
+            has_passkey,
         } => AuthKind::Session {
             id,
-            // A passkey counts as the second factor (read only while the setting is on and
-            // the account has no TOTP).
-            setup_required: v.user.totp.is_none()
-                && state.two_factor_required()
-                && state
-                    .store
-                    .read(|tx| store::passkey::count_of(tx, v.user.id))?
-                    == 0,
+            // A passkey counts as the second factor (read with the session, cached with it:
+            // adding or removing one is a write, which ends the cached verification).
+            setup_required: v.user.totp.is_none() && !has_passkey && state.two_factor_required(),
             linked_providers,
         },
         Grant::ApiKey {
