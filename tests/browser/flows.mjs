@@ -2,17 +2,10 @@
 // Env: BASE (Posta URL), ADMIN_EMAIL, ADMIN_PASSWORD, SSO_NAME (provider button text), OUT
 // (screenshot directory). Exits non-zero on the first failed expectation.
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import http from 'node:http';
-import { chromium } from 'playwright-core';
+import { check, launch, shot } from './harness.mjs';
 
-const { BASE, ADMIN_EMAIL, ADMIN_PASSWORD, SSO_NAME, OUT } = process.env;
-fs.mkdirSync(OUT, { recursive: true });
-
-function check(cond, what) {
-  if (!cond) throw new Error(`expectation failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
+const { BASE, ADMIN_EMAIL, ADMIN_PASSWORD, SSO_NAME } = process.env;
 
 function base32(s) {
   const a = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -36,13 +29,8 @@ async function serverNow() {
   return Math.floor(Date.parse((await r.json()).data.timestamp) / 1000);
 }
 
-const shot = (page, name) => page.screenshot({ path: `${OUT}/${name}.png`, fullPage: true });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launch();
 try {
   const email = 'browser.user@example.com';
   const password = 'violet-tractor-41-moss';

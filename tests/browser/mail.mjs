@@ -3,20 +3,13 @@
 // Env: BASE (Posta URL, also its web_url), SMTP_PORT, ADMIN_EMAIL, ADMIN_PASSWORD, OUT
 // (screenshot directory). Exits non-zero on the first failed expectation.
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { check, launch, shot } from './harness.mjs';
 
-const { BASE, SMTP_PORT, ADMIN_EMAIL, ADMIN_PASSWORD, OUT } = process.env;
-fs.mkdirSync(OUT, { recursive: true });
+const { BASE, SMTP_PORT, ADMIN_EMAIL, ADMIN_PASSWORD } = process.env;
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-function check(cond, what) {
-  if (!cond) throw new Error(`expectation failed: ${what}`);
-  console.log(`ok - ${what}`);
-}
 
 // The SMTP server: one JSON line per accepted message.
 const inbox = [];
@@ -59,7 +52,6 @@ function linkIn(mail, page) {
   return m[1];
 }
 
-const shot = (page, name) => page.screenshot({ path: `${OUT}/${name}.png`, fullPage: true });
 const me = page => page.evaluate(() => fetch('/api/v1/users/me').then(r => r.json()).then(j => j.data));
 
 async function signIn(page, email, password) {
@@ -70,11 +62,7 @@ async function signIn(page, email, password) {
   await page.waitForURL('**/account');
 }
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launch();
 try {
   const email = 'mail.user@example.com';
   const password = 'copper-lantern-58-fig';
