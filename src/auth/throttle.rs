@@ -62,6 +62,19 @@ pub struct Net {
     v6: bool,
 }
 
+/// `203.0.113.7/32`, `2001:db8:1:2::/64`: a stable name for keys outside this module.
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.v6 {
+            let addr = std::net::Ipv6Addr::from(u128::from(self.bits) << 64);
+            write!(f, "{addr}/{}", self.len)
+        } else {
+            let addr = std::net::Ipv4Addr::from(u32::try_from(self.bits).unwrap_or(0));
+            write!(f, "{addr}/{}", self.len)
+        }
+    }
+}
+
 impl Net {
     /// The group of `ip`: IPv4 per address, IPv6 per `/v6_prefix` (at most 64).
     #[must_use]
@@ -597,6 +610,23 @@ mod tests {
 
     fn v4(i: u32) -> IpAddr {
         IpAddr::from(i.to_be_bytes())
+    }
+
+    #[test]
+    fn a_group_names_its_network() {
+        assert_eq!(Net::of(ip("203.0.113.7"), 64).to_string(), "203.0.113.7/32");
+        assert_eq!(
+            Net::of(ip("2001:db8:1:2:aaaa::1"), 64).to_string(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            Net::of(ip("2001:db8:1:2:bbbb::9"), 56).to_string(),
+            "2001:db8:1::/56"
+        );
+        assert_eq!(
+            Net::of(ip("::ffff:198.51.100.4"), 64).to_string(),
+            "198.51.100.4/32"
+        );
     }
 
     #[test]

@@ -172,11 +172,13 @@ pub async fn process_reset(state: &AppState, email: &str, ip: std::net::IpAddr) 
         device: None,
     };
     let (st, now) = (state.clone(), state.now());
+    // One source cannot spray reset mail over many addresses either (grouped as the sign-in
+    // throttle groups addresses: an IPv6 client holds a whole /64).
+    let sender = format!("sender:{}", state.limiter.net(ip));
     state
         .store
         .write(move |tx| {
-            // One source address cannot spray reset mail over many addresses either.
-            if !store::mail_caps::take_in(tx, &format!("sender:{ip}"), now, PER_SENDER_PER_HOUR, 3_600)? {
+            if !store::mail_caps::take_in(tx, &sender, now, PER_SENDER_PER_HOUR, 3_600)? {
                 return Ok(());
             }
             let Some(u) = store::user::by_email(tx, &canonical)?.filter(|u| u.active) else {

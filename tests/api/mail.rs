@@ -895,3 +895,49 @@ async fn accounts_never_verified_are_removed() {
         "{left:?}"
     );
 }
+
+/// One client asking resets for many accounts: the first 20 an hour are mailed, the rest are
+/// answered alike and send nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_cannot_spray_reset_mail() {
+    let smtp = Smtp::start(&[]);
+    let port = smtp.port;
+    let s = TestServer::start_with_url(|c, url| with_smtp(c, url, port)).await;
+    let admin = s.admin().await;
+    for i in 0..24 {
+        let (st, v) = s
+            .post(
+                "/api/v1/admin/users",
+                Some(&admin),
+                json!({"name": format!("U{i}"), "email": format!("u{i}@example.com"),
+                       "password": PASSWORD, "email_verified": true}),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+    }
+    for i in 0..24 {
+        let (st, _) = s
+            .post(
+                "/api/v1/auth/forgot-password",
+                None,
+                json!({"email": format!("u{i}@example.com")}),
+            )
+            .await;
+        assert_eq!(st, 200, "answered alike");
+    }
+    let mailed = || -> usize {
+        (0..24)
+            .map(|i| smtp.count(&format!("u{i}@example.com")))
+            .sum()
+    };
+    for _ in 0..500 {
+        if mailed() >= 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for any message past the cap to arrive too, were one queued.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(mailed(), 20, "the per-source cap");
+    assert_eq!(smtp.count("u23@example.com"), 0);
+}
